@@ -1,0 +1,485 @@
+//! Silero VAD through ONNX Runtime (`ort`, load-dynamic), batched across calls.
+//!
+//! Each call owns a [`VadStream`]: it turns 20 ms frames into the 256-sample (32 ms) chunks
+//! Silero expects at 8 kHz and submits them, without blocking, to a [`VadPool`]. The pool runs
+//! dedicated inference threads, each with one ONNX Runtime session; a thread drains every
+//! pending chunk (of many calls) and runs them as one batch, because a batch of 32 costs
+//! about a third per chunk of a batch of one (see docs/figures). Recurrent state and the
+//! 32-sample context stay inside the worker that owns the stream, so a stream is pinned to
+//! one worker for its life.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+/// Samples per Silero chunk at 8 kHz (32 ms).
+pub const CHUNK_SAMPLES: usize = 256;
+/// Samples of the previous chunk prepended as context (the reference wrapper does this).
+pub const CONTEXT_SAMPLES: usize = 32;
+/// Length of one chunk in milliseconds.
+pub const CHUNK_MS: u32 = 32;
+const STATE_LEN: usize = 128;
+const INPUT_LEN: usize = CHUNK_SAMPLES + CONTEXT_SAMPLES;
+/// Largest batch one run takes; more pending chunks wait for the next run.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VadError {
+    #[error("ONNX Runtime library not found at {0} (run ./scripts/setup-runtime.sh)")]
+    LibraryMissing(PathBuf),
+    #[error("Silero VAD model not found at {0} (run ./scripts/setup-runtime.sh)")]
+    ModelMissing(PathBuf),
+    #[error("cannot load ONNX Runtime from {path}: {reason}")]
+    LoadRuntime { path: PathBuf, reason: String },
+    #[error("cannot load Silero model {path}: {reason}")]
+    LoadModel { path: PathBuf, reason: String },
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("cannot start VAD worker thread: {0}")]
+    Thread(String),
+}
+
+/// Where ONNX Runtime and the model live.
+#[derive(Clone, Debug)]
+pub struct SileroConfig {
+    pub onnxruntime_library: PathBuf,
+    pub model: PathBuf,
+}
+
+/// Loads ONNX Runtime once per process and opens sessions on the Silero model.
+#[derive(Clone)]
+pub struct SileroRuntime {
+    environment: ort::environment::Environment,
+    model: PathBuf,
+}
+
+impl SileroRuntime {
+    pub fn load(cfg: &SileroConfig) -> Result<Self, VadError> {
+        if !cfg.onnxruntime_library.is_file() {
+            return Err(VadError::LibraryMissing(cfg.onnxruntime_library.clone()));
+        }
+        if !cfg.model.is_file() {
+            return Err(VadError::ModelMissing(cfg.model.clone()));
+        }
+        let load_err = |reason: String| VadError::LoadRuntime {
+            path: cfg.onnxruntime_library.clone(),
+            reason,
+        };
+        // ONNX Runtime allows one environment per process: create it once, share it after.
+        static ENVIRONMENT: std::sync::Mutex<Option<ort::environment::Environment>> =
+            std::sync::Mutex::new(None);
+        let mut slot = ENVIRONMENT.lock().unwrap_or_else(|p| p.into_inner());
+        let environment = match slot.as_ref() {
+            Some(env) => env.clone(),
+            None => {
+                let env = ort::init_from(&cfg.onnxruntime_library)
+                    .map_err(|e| load_err(e.to_string()))?
+                    .with_name("bargein")
+                    .build()
+                    .map_err(|e| load_err(e.to_string()))?;
+                *slot = Some(env.clone());
+                env
+            }
+        };
+        drop(slot);
+        let runtime = SileroRuntime {
+            environment,
+            model: cfg.model.clone(),
+        };
+        // Open one session now so a bad model fails at start, not on the first call.
+        runtime.session()?;
+        Ok(runtime)
+    }
+
+    /// A new single-threaded inference session (about 10 MB; one per worker).
+    pub fn session(&self) -> Result<SileroSession, VadError> {
+        let model_err = |reason: String| VadError::LoadModel {
+            path: self.model.clone(),
+            reason,
+        };
+        let session = Session::builder(&self.environment)
+            .map_err(|e| model_err(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| model_err(e.to_string()))?
+            .with_intra_threads(1)
+            .map_err(|e| model_err(e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| model_err(e.to_string()))?
+            .commit_from_file(&self.model)
+            .map_err(|e| model_err(e.to_string()))?;
+        Ok(SileroSession {
+            session,
+            input: Vec::new(),
+            state: Vec::new(),
+        })
+    }
+}
+
+/// Recurrent state and context of one audio stream.
+#[derive(Clone)]
+pub struct StreamState {
+    state: [f32; 2 * STATE_LEN],
+    context: [f32; CONTEXT_SAMPLES],
+}
+
+impl Default for StreamState {
+    fn default() -> Self {
+        StreamState {
+            state: [0.0; 2 * STATE_LEN],
+            context: [0.0; CONTEXT_SAMPLES],
+        }
+    }
+}
+
+/// One ONNX Runtime session on the Silero model, with reusable batch buffers.
+pub struct SileroSession {
+    session: Session,
+    input: Vec<f32>,
+    state: Vec<f32>,
+}
+
+impl SileroSession {
+    /// Runs one batch: `chunks[i]` (256 samples scaled to ±1.0) belongs to `streams[i]`.
+    /// Updates each stream's state and context and writes one probability per chunk.
+    pub fn run_batch(
+        &mut self,
+        chunks: &[[f32; CHUNK_SAMPLES]],
+        streams: &mut [&mut StreamState],
+        probabilities: &mut Vec<f32>,
+    ) -> Result<(), VadError> {
+        let batch = chunks.len().min(streams.len());
+        probabilities.clear();
+        if batch == 0 {
+            return Ok(());
+        }
+        self.input.clear();
+        for (chunk, stream) in chunks.iter().zip(streams.iter()) {
+            self.input.extend_from_slice(&stream.context);
+            self.input.extend_from_slice(chunk);
+        }
+        // The model's state is [2, B, 128]: layer-major, then stream.
+        self.state.clear();
+        self.state.resize(2 * batch * STATE_LEN, 0.0);
+        for (b, stream) in streams.iter().take(batch).enumerate() {
+            for layer in 0..2 {
+                let dst = layer * batch * STATE_LEN + b * STATE_LEN;
+                let src = layer * STATE_LEN;
+                self.state[dst..dst + STATE_LEN]
+                    .copy_from_slice(&stream.state[src..src + STATE_LEN]);
+            }
+        }
+        let sr = [8000_i64];
+        let infer = |e: ort::Error| VadError::Inference(e.to_string());
+        let input = TensorRef::from_array_view(([batch, INPUT_LEN], &self.input[..]))
+            .map_err(infer)?;
+        let state = TensorRef::from_array_view(([2, batch, STATE_LEN], &self.state[..]))
+            .map_err(infer)?;
+        let sr = TensorRef::from_array_view((Vec::<usize>::new(), &sr[..])).map_err(infer)?;
+        let outputs = self
+            .session
+            .run(ort::inputs!["input" => input, "state" => state, "sr" => sr])
+            .map_err(infer)?;
+        let (_, probs) = outputs
+            .get("output")
+            .ok_or_else(|| VadError::Inference("model has no `output`".into()))?
+            .try_extract_tensor::<f32>()
+            .map_err(infer)?;
+        let (_, new_state) = outputs
+            .get("stateN")
+            .ok_or_else(|| VadError::Inference("model has no `stateN`".into()))?
+            .try_extract_tensor::<f32>()
+            .map_err(infer)?;
+        if probs.len() < batch || new_state.len() < 2 * batch * STATE_LEN {
+            return Err(VadError::Inference("model output has the wrong shape".into()));
+        }
+        probabilities.extend_from_slice(&probs[..batch]);
+        for (b, (stream, chunk)) in streams.iter_mut().zip(chunks).take(batch).enumerate() {
+            for layer in 0..2 {
+                let src = layer * batch * STATE_LEN + b * STATE_LEN;
+                let dst = layer * STATE_LEN;
+                stream.state[dst..dst + STATE_LEN]
+                    .copy_from_slice(&new_state[src..src + STATE_LEN]);
+            }
+            stream
+                .context
+                .copy_from_slice(&chunk[CHUNK_SAMPLES - CONTEXT_SAMPLES..]);
+        }
+        Ok(())
+    }
+}
+
+/// A VAD result delivered back to the call that submitted the chunk.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VadResult {
+    /// The caller's tag for the chunk (e.g. its end time in samples).
+    pub tag: u64,
+    pub probability: f32,
+}
+
+/// What happened to a delivered result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// The call's queue is full: the result is dropped (counted).
+    Full,
+    /// The call is gone: the worker forgets the stream.
+    Closed,
+}
+
+/// Where the pool delivers results: implemented by the call's channel sender.
+pub trait VadSink: Send + 'static {
+    /// Must not block.
+    fn deliver(&self, result: VadResult) -> Delivery;
+}
+
+enum Job {
+    Chunk {
+        stream: u64,
+        tag: u64,
+        samples: [f32; CHUNK_SAMPLES],
+    },
+    Open {
+        stream: u64,
+        sink: Box<dyn VadSink>,
+    },
+    Close {
+        stream: u64,
+    },
+}
+
+/// Counters shared by the pool's workers (lock-free).
+#[derive(Default)]
+pub struct VadPoolStats {
+    pub chunks: AtomicU64,
+    pub batches: AtomicU64,
+    pub dropped_full: AtomicU64,
+    pub errors: AtomicU64,
+    /// Largest batch run so far (mean batch size = chunks / batches).
+    pub max_batch: AtomicU64,
+}
+
+/// Dedicated inference threads batching the chunks of many calls.
+pub struct VadPool {
+    senders: Vec<SyncSender<Job>>,
+    next_stream: AtomicU64,
+    stats: Arc<VadPoolStats>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl VadPool {
+    /// Starts `workers` threads, each with its own session. `queue` bounds pending jobs per worker.
+    pub fn start(runtime: &SileroRuntime, workers: usize, queue: usize) -> Result<Self, VadError> {
+        let stats = Arc::new(VadPoolStats::default());
+        let mut senders = Vec::new();
+        let mut threads = Vec::new();
+        for index in 0..workers.max(1) {
+            let session = runtime.session()?;
+            let (tx, rx) = std::sync::mpsc::sync_channel(queue.max(16));
+            let stats = stats.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("vad-{index}"))
+                .spawn(move || worker_loop(session, rx, stats))
+                .map_err(|e| VadError::Thread(e.to_string()))?;
+            senders.push(tx);
+            threads.push(handle);
+        }
+        Ok(VadPool {
+            senders,
+            next_stream: AtomicU64::new(1),
+            stats,
+            threads,
+        })
+    }
+
+    pub fn stats(&self) -> &VadPoolStats {
+        &self.stats
+    }
+
+    /// Opens a stream for one call; results go to `sink`.
+    pub fn open_stream(&self, sink: Box<dyn VadSink>) -> Option<VadStream> {
+        let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let worker = self.senders.get(id as usize % self.senders.len())?.clone();
+        // Never block the caller's task: a full queue means the pool is overloaded and the
+        // call is better refused than left without barge-in.
+        worker.try_send(Job::Open { stream: id, sink }).ok()?;
+        Some(VadStream {
+            id,
+            worker,
+            stats: self.stats.clone(),
+            pending: [0.0; CHUNK_SAMPLES],
+            filled: 0,
+        })
+    }
+
+    /// Stops the workers (used in tests and on shutdown).
+    pub fn shutdown(mut self) {
+        self.senders.clear();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn worker_loop(mut session: SileroSession, rx: Receiver<Job>, stats: Arc<VadPoolStats>) {
+    let mut streams: HashMap<u64, (StreamState, Box<dyn VadSink>)> = HashMap::new();
+    let mut deferred: VecDeque<(u64, u64, [f32; CHUNK_SAMPLES])> = VecDeque::new();
+    let mut batch_ids: Vec<(u64, u64)> = Vec::with_capacity(MAX_BATCH);
+    let mut batch_chunks: Vec<[f32; CHUNK_SAMPLES]> = Vec::with_capacity(MAX_BATCH);
+    let mut probabilities = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // Block only when nothing is deferred from the previous batch.
+        if deferred.is_empty() {
+            match rx.recv() {
+                Ok(job) => apply(job, &mut streams, &mut deferred),
+                Err(_) => return,
+            }
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(job) => apply(job, &mut streams, &mut deferred),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    if deferred.is_empty() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        // One chunk per stream per batch: a stream's chunks depend on each other's state.
+        batch_ids.clear();
+        batch_chunks.clear();
+        let mut rest = VecDeque::new();
+        while let Some((stream, tag, samples)) = deferred.pop_front() {
+            if !streams.contains_key(&stream) {
+                continue;
+            }
+            if batch_ids.len() >= MAX_BATCH || batch_ids.iter().any(|(s, _)| *s == stream) {
+                rest.push_back((stream, tag, samples));
+            } else {
+                batch_ids.push((stream, tag));
+                batch_chunks.push(samples);
+            }
+        }
+        deferred = rest;
+        if batch_ids.is_empty() {
+            continue;
+        }
+        let result = {
+            let mut states: Vec<&mut StreamState> = Vec::with_capacity(batch_ids.len());
+            // Collect disjoint mutable borrows in batch order.
+            let mut by_id: HashMap<u64, &mut StreamState> =
+                streams.iter_mut().map(|(id, (st, _))| (*id, st)).collect();
+            for (id, _) in &batch_ids {
+                if let Some(st) = by_id.remove(id) {
+                    states.push(st);
+                }
+            }
+            session.run_batch(&batch_chunks, &mut states, &mut probabilities)
+        };
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats
+            .chunks
+            .fetch_add(batch_ids.len() as u64, Ordering::Relaxed);
+        stats
+            .max_batch
+            .fetch_max(batch_ids.len() as u64, Ordering::Relaxed);
+        if let Err(e) = result {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "VAD batch failed");
+            continue;
+        }
+        for ((stream, tag), probability) in batch_ids.iter().zip(probabilities.iter()) {
+            let delivery = streams.get(stream).map(|(_, sink)| {
+                sink.deliver(VadResult {
+                    tag: *tag,
+                    probability: *probability,
+                })
+            });
+            match delivery {
+                Some(Delivery::Full) => {
+                    stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Delivery::Closed) => {
+                    streams.remove(stream);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn apply(
+    job: Job,
+    streams: &mut HashMap<u64, (StreamState, Box<dyn VadSink>)>,
+    deferred: &mut VecDeque<(u64, u64, [f32; CHUNK_SAMPLES])>,
+) {
+    match job {
+        Job::Open { stream, sink } => {
+            streams.insert(stream, (StreamState::default(), sink));
+        }
+        Job::Close { stream } => {
+            streams.remove(&stream);
+        }
+        Job::Chunk {
+            stream,
+            tag,
+            samples,
+        } => deferred.push_back((stream, tag, samples)),
+    }
+}
+
+/// A call's handle on the pool: accumulates 8 kHz audio into 32 ms chunks and submits them.
+pub struct VadStream {
+    id: u64,
+    worker: SyncSender<Job>,
+    stats: Arc<VadPoolStats>,
+    pending: [f32; CHUNK_SAMPLES],
+    filled: usize,
+}
+
+impl VadStream {
+    /// Feeds caller audio. Each completed chunk is submitted with `tag_of(end_offset)` where
+    /// the argument is the index within `samples` just past the chunk's last sample. Never
+    /// blocks: a full queue drops the chunk (counted) rather than stalling the call.
+    pub fn push(&mut self, samples: &[i16], mut tag_of: impl FnMut(usize) -> u64) {
+        for (i, s) in samples.iter().enumerate() {
+            if let Some(slot) = self.pending.get_mut(self.filled) {
+                *slot = f32::from(*s) / 32768.0;
+            }
+            self.filled += 1;
+            if self.filled == CHUNK_SAMPLES {
+                self.filled = 0;
+                let job = Job::Chunk {
+                    stream: self.id,
+                    tag: tag_of(i + 1),
+                    samples: self.pending,
+                };
+                match self.worker.try_send(job) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                        self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for VadStream {
+    fn drop(&mut self) {
+        // Never blocks: if the queue is full the worker still forgets the stream at its next
+        // result, when the call's sink reports `Closed`.
+        let _ = self.worker.try_send(Job::Close { stream: self.id });
+    }
+}
+
+#[cfg(test)]
+mod tests;
