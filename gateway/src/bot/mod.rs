@@ -1,0 +1,54 @@
+//! Bots behind one internal interface. A bot sees call events and answers with commands;
+//! the call task owns the media and applies the commands. The embedded demo bot is the
+//! default so the gateway is useful without any external backend.
+
+pub mod demo;
+
+/// What a bot learns about the call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BotEvent {
+    /// The call is answered and media flows.
+    CallStarted,
+    /// Caller speech confirmed (≥ min_speech_ms) while no interruptible audio played.
+    SpeechStarted,
+    /// The caller barged in: queued interruptible audio was dropped. One report per chunk
+    /// that was playing or queued.
+    BargeIn { truncated: Vec<Truncation> },
+    /// The caller's turn ended (min_silence_ms of non-speech after speech).
+    TurnEnded,
+    /// A chunk finished playing in full.
+    PlaybackFinished { playback_id: String },
+    /// A DTMF key press (RFC 4733).
+    Dtmf { digit: char },
+    /// The call is over; no command is applied after this.
+    CallEnded,
+}
+
+/// How much of one chunk the caller actually heard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Truncation {
+    pub playback_id: String,
+    pub played_ms: u32,
+    pub total_ms: u32,
+}
+
+/// What a bot asks of the call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BotCommand {
+    /// Queue audio (8 kHz mono PCM16) for playout.
+    Play {
+        playback_id: String,
+        samples: std::sync::Arc<[i16]>,
+        interruptible: bool,
+    },
+    /// Drop queued interruptible audio now.
+    Clear,
+    /// Hang up (BYE from the gateway).
+    Hangup,
+}
+
+/// A bot: a sans-IO event handler. Bots backed by a network link (gRPC, WebSocket) wrap
+/// their connection behind this interface.
+pub trait Bot: Send {
+    fn on_event(&mut self, event: &BotEvent, commands: &mut Vec<BotCommand>);
+}

@@ -1,0 +1,395 @@
+//! One call: SIP dialog events + media session + bot, in one task.
+//!
+//! The task negotiates SDP, binds the RTP/RTCP pair, waits for the ACK, then runs the media
+//! loop: RTP in, a tick at each absolute 20 ms deadline (one caller frame to the VAD, one
+//! outbound packet), VAD results in, dialog events in. The bot's commands are applied to
+//! the media session; media events go to the bot.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use media::session::{MediaEvent, MediaSession, SessionConfig};
+use media::vad::{Delivery, VadPool, VadResult, VadSink};
+use sip::sdp::{self, LocalMedia, NegotiatedMedia};
+use sip::ua::CallHandle;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::bot::demo::{DemoAudio, DemoBot};
+use crate::bot::{Bot, BotCommand, BotEvent, Truncation};
+use crate::config::Config;
+use crate::ports::{PortPool, RtpSockets};
+use crate::signalling::{CallSignal, SipCommand};
+
+/// Everything a call task shares with the others.
+pub struct CallContext {
+    pub cfg: Arc<Config>,
+    pub vad: Arc<VadPool>,
+    pub audio: DemoAudio,
+    pub ports: PortPool,
+    pub advertised_ip: IpAddr,
+    pub sip: mpsc::Sender<SipCommand>,
+}
+
+/// VAD results reach the call through a bounded channel; the worker never blocks on it.
+struct ChannelSink(mpsc::Sender<VadResult>);
+
+impl VadSink for ChannelSink {
+    fn deliver(&self, result: VadResult) -> Delivery {
+        match self.0.try_send(result) {
+            Ok(()) => Delivery::Delivered,
+            Err(mpsc::error::TrySendError::Full(_)) => Delivery::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
+        }
+    }
+}
+
+pub async fn run(
+    ctx: Arc<CallContext>,
+    call: CallHandle,
+    offer: Option<String>,
+    mut signals: mpsc::Receiver<CallSignal>,
+) {
+    let outcome = run_inner(&ctx, call, offer, &mut signals).await;
+    match outcome {
+        Ok(reason) => info!(reason, "call ended"),
+        Err(reason) => warn!(reason, "call failed"),
+    }
+    let _ = ctx.sip.send(SipCommand::Finished { call }).await;
+}
+
+async fn run_inner(
+    ctx: &CallContext,
+    call: CallHandle,
+    offer: Option<String>,
+    signals: &mut mpsc::Receiver<CallSignal>,
+) -> Result<String, String> {
+    let Some(sockets) = ctx.ports.bind(ctx.advertised_ip).await else {
+        reject(ctx, call, 503, "No RTP port available").await;
+        return Err("no RTP port available".into());
+    };
+    let mut local = LocalMedia {
+        ip: ctx.advertised_ip,
+        port: sockets.port,
+        codecs: ctx.cfg.sdp_codecs(),
+        ptime_ms: 20,
+        dtmf: true,
+        session_id: rand::random::<u32>() as u64,
+        session_version: 1,
+    };
+    // Offer in the INVITE → answer in the 200; no offer → our offer in the 200, answer in the ACK.
+    let early = match &offer {
+        Some(offer) => match sdp::answer_offer(offer, &local) {
+            Ok((answer, negotiated)) => {
+                send(ctx, SipCommand::Answer { call, sdp: answer }).await;
+                Some(negotiated)
+            }
+            Err(e) => {
+                reject(ctx, call, 488, "Not Acceptable Here").await;
+                return Err(format!("offer rejected: {e}"));
+            }
+        },
+        None => {
+            let our_offer = sdp::create_offer(&local, sdp::Direction::SendRecv);
+            send(ctx, SipCommand::Answer { call, sdp: our_offer }).await;
+            None
+        }
+    };
+    // Wait for the ACK.
+    let negotiated = loop {
+        match signals.recv().await {
+            Some(CallSignal::Confirmed { answer }) => match (early, answer) {
+                (Some(n), _) => break n,
+                (None, Some(answer)) => match sdp::accept_answer(&answer, &local.codecs, &local) {
+                    Ok(n) => break n,
+                    Err(e) => {
+                        send(ctx, SipCommand::Hangup { call }).await;
+                        return Err(format!("answer in ACK unusable: {e}"));
+                    }
+                },
+                (None, None) => {
+                    send(ctx, SipCommand::Hangup { call }).await;
+                    return Err("delayed offer but the ACK carried no answer".into());
+                }
+            },
+            Some(CallSignal::Cancelled) => return Ok("cancelled".into()),
+            Some(CallSignal::Ended { reason }) => return Ok(reason),
+            Some(CallSignal::ReInvite { .. }) => {
+                send(ctx, respond_reinvite(call, Err((491, "Request Pending".into())))).await;
+            }
+            None => return Err("signalling gone".into()),
+        }
+    };
+    info!(
+        codec = ?negotiated.codec,
+        remote = %negotiated.remote_rtp,
+        rtp_port = sockets.port,
+        "call confirmed"
+    );
+    run_media(ctx, call, sockets, &mut local, negotiated, signals).await
+}
+
+fn respond_reinvite(call: CallHandle, result: Result<String, (u16, String)>) -> SipCommand {
+    SipCommand::RespondReinvite { call, result }
+}
+
+async fn send(ctx: &CallContext, cmd: SipCommand) {
+    let _ = ctx.sip.send(cmd).await;
+}
+
+async fn reject(ctx: &CallContext, call: CallHandle, code: u16, reason: &str) {
+    send(
+        ctx,
+        SipCommand::Reject {
+            call,
+            code,
+            reason: reason.into(),
+        },
+    )
+    .await;
+}
+
+fn session_config(ctx: &CallContext, n: &NegotiatedMedia) -> SessionConfig {
+    let cfg = &ctx.cfg;
+    SessionConfig {
+        codec: crate::config::media_codec(n.codec),
+        payload_type: n.payload_type,
+        dtmf_payload_type: n.dtmf_payload_type,
+        remote_rtp: n.remote_rtp,
+        jitter: media::jitter::JitterConfig {
+            min_delay_ms: cfg.media.jitter_min_ms,
+            max_delay_ms: cfg.media.jitter_max_ms,
+            ..Default::default()
+        },
+        bargein: cfg.bargein_config(),
+        max_queued_ms: 120_000,
+        ssrc: rand::random(),
+        seq_base: rand::random(),
+        ts_base: rand::random(),
+    }
+}
+
+async fn run_media(
+    ctx: &CallContext,
+    call: CallHandle,
+    sockets: RtpSockets,
+    local: &mut LocalMedia,
+    negotiated: NegotiatedMedia,
+    signals: &mut mpsc::Receiver<CallSignal>,
+) -> Result<String, String> {
+    let now = Instant::now();
+    let mut session = MediaSession::new(session_config(ctx, &negotiated), now);
+    session.set_sending(negotiated.local_direction.sends());
+    let (vad_tx, mut vad_rx) = mpsc::channel::<VadResult>(64);
+    let Some(mut vad) = ctx.vad.open_stream(Box::new(ChannelSink(vad_tx))) else {
+        send(ctx, SipCommand::Hangup { call }).await;
+        return Err("VAD pool overloaded".into());
+    };
+    let mut bot: Box<dyn Bot> = Box::new(DemoBot::new(
+        ctx.audio.clone(),
+        ctx.cfg.bot.demo.hangup_after_reply,
+    ));
+    let mut commands = Vec::new();
+    bot.on_event(&BotEvent::CallStarted, &mut commands);
+    let max_duration = match ctx.cfg.calls.max_duration_s {
+        0 => None,
+        s => Some(now + Duration::from_secs(s)),
+    };
+    let mut rtp_buf = vec![0u8; 2048];
+    let mut rtcp_buf = vec![0u8; 1500];
+    let mut hung_up = false;
+    let mut send_errors = 0u64;
+    loop {
+        apply_commands(ctx, call, &mut session, &mut commands, &mut hung_up).await;
+        let deadline = session.next_deadline();
+        tokio::select! {
+            biased;
+            signal = signals.recv() => match signal {
+                Some(CallSignal::Ended { reason }) => {
+                    bot.on_event(&BotEvent::CallEnded, &mut commands);
+                    log_media_stats(&session, send_errors);
+                    return Ok(reason);
+                }
+                Some(CallSignal::Cancelled) | None => return Ok("signalling gone".into()),
+                Some(CallSignal::Confirmed { .. }) => {}
+                Some(CallSignal::ReInvite { offer }) => {
+                    let reply = reinvite(local, offer.as_deref(), &mut session);
+                    send(ctx, respond_reinvite(call, reply)).await;
+                }
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                let destination = session.destination();
+                while let Some(tick) = session.poll_tick(now) {
+                    if let Some(packet) = tick.packet {
+                        // UDP send on loopback/LAN does not block; if the socket buffer is
+                        // full the packet is dropped (counted) rather than delaying the clock.
+                        if sockets.rtp.try_send_to(packet, destination).is_err() {
+                            send_errors += 1;
+                        }
+                    }
+                    let before = tick.caller_samples_before;
+                    vad.push(tick.caller_audio, |end| before + end as u64);
+                }
+            }
+            r = sockets.rtp.recv_from(&mut rtp_buf) => {
+                if let Ok((len, source)) = r {
+                    if let Some(data) = rtp_buf.get(..len) {
+                        session.on_rtp(Instant::now(), source, data);
+                    }
+                }
+            }
+            r = sockets.rtcp.recv_from(&mut rtcp_buf) => {
+                if let Ok((len, source)) = r {
+                    if let Some(data) = rtcp_buf.get(..len) {
+                        session.on_rtcp(Instant::now(), source, data);
+                    }
+                }
+            }
+            Some(result) = vad_rx.recv() => session.on_vad(Instant::now(), result),
+            _ = sleep_until_opt(max_duration), if !hung_up => {
+                info!("max_duration_s reached: hanging up");
+                commands.push(BotCommand::Hangup);
+            }
+        }
+        if let Some(report) = session.poll_rtcp(Instant::now(), std::time::SystemTime::now()) {
+            let dest = SocketAddr::new(session.destination().ip(), session.destination().port().wrapping_add(1));
+            let _ = sockets.rtcp.try_send_to(report, dest);
+        }
+        while let Some(ev) = session.poll_event() {
+            log_media_event(&ev);
+            if let Some(bot_event) = to_bot_event(ev) {
+                bot.on_event(&bot_event, &mut commands);
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Applies the bot's commands to the call. Returns after queuing a BYE if asked to hang up.
+async fn apply_commands(
+    ctx: &CallContext,
+    call: CallHandle,
+    session: &mut MediaSession,
+    commands: &mut Vec<BotCommand>,
+    hung_up: &mut bool,
+) {
+    for cmd in commands.drain(..) {
+        match cmd {
+            BotCommand::Play {
+                playback_id,
+                samples,
+                interruptible,
+            } => {
+                let chunk = media::playout::Chunk {
+                    playback_id,
+                    mark: None,
+                    interruptible,
+                    samples: samples.to_vec(),
+                };
+                if let Err(e) = session.play(chunk) {
+                    warn!(error = ?e, "bot audio rejected");
+                }
+            }
+            BotCommand::Clear => session.clear(),
+            BotCommand::Hangup => {
+                if !*hung_up {
+                    *hung_up = true;
+                    info!("gateway hangs up");
+                    send(ctx, SipCommand::Hangup { call }).await;
+                }
+            }
+        }
+    }
+}
+
+/// Answers a re-INVITE: hold/unhold (direction) and codec/address changes on the same port.
+fn reinvite(
+    local: &mut LocalMedia,
+    offer: Option<&str>,
+    session: &mut MediaSession,
+) -> Result<String, (u16, String)> {
+    let Some(offer) = offer else {
+        // A re-INVITE without SDP asks us to offer; keep it simple and refuse.
+        return Err((488, "Re-INVITE without SDP not supported".into()));
+    };
+    local.session_version += 1;
+    match sdp::answer_offer(offer, local) {
+        Ok((answer, n)) => {
+            session.update_remote(
+                crate::config::media_codec(n.codec),
+                n.payload_type,
+                n.dtmf_payload_type,
+                n.remote_rtp,
+            );
+            session.set_sending(n.local_direction.sends());
+            info!(direction = ?n.local_direction, codec = ?n.codec, "re-INVITE applied");
+            Ok(answer)
+        }
+        Err(e) => {
+            local.session_version -= 1;
+            warn!(error = %e, "re-INVITE offer rejected");
+            Err((488, "Not Acceptable Here".into()))
+        }
+    }
+}
+
+fn to_bot_event(ev: MediaEvent) -> Option<BotEvent> {
+    Some(match ev {
+        MediaEvent::Dtmf { digit } => BotEvent::Dtmf { digit },
+        MediaEvent::SpeechStarted { .. } => BotEvent::SpeechStarted,
+        MediaEvent::BargeIn { truncated, .. } => BotEvent::BargeIn {
+            truncated: truncated
+                .into_iter()
+                .map(|t| Truncation {
+                    playback_id: t.playback_id,
+                    played_ms: t.played_ms,
+                    total_ms: t.total_ms,
+                })
+                .collect(),
+        },
+        MediaEvent::TurnEnded { .. } => BotEvent::TurnEnded,
+        MediaEvent::PlaybackFinished { playback_id, .. } => {
+            BotEvent::PlaybackFinished { playback_id }
+        }
+        MediaEvent::PlaybackStarted { .. }
+        | MediaEvent::MarkReached { .. }
+        | MediaEvent::Cleared { .. } => return None,
+    })
+}
+
+fn log_media_event(ev: &MediaEvent) {
+    match ev {
+        MediaEvent::BargeIn {
+            onset,
+            confirmed_at,
+            truncated,
+        } => info!(
+            confirm_ms = confirmed_at.saturating_duration_since(*onset).as_millis() as u64,
+            ?truncated,
+            "barge-in"
+        ),
+        MediaEvent::TurnEnded { .. } => info!("caller turn ended"),
+        MediaEvent::SpeechStarted { .. } => info!("caller speech started"),
+        MediaEvent::Dtmf { digit } => info!(%digit, "DTMF"),
+        other => debug!(event = ?other, "media event"),
+    }
+}
+
+fn log_media_stats(session: &MediaSession, send_errors: u64) {
+    let s = session.stats();
+    info!(
+        ticks = s.ticks,
+        max_lateness_ms = s.max_lateness.as_secs_f64() * 1000.0,
+        vad_results = s.vad_results,
+        send_errors,
+        "media stats"
+    );
+}

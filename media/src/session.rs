@@ -1,0 +1,421 @@
+//! One call's media pipeline as a sans-IO state machine.
+//!
+//! Inbound: RTP → strict/latching receiver → (DTMF decoder | G.711 decode → jitter buffer).
+//! Every 20 ms tick pops one caller frame (for the VAD, which the shell feeds) and emits one
+//! outbound frame from the playout, encoded and packetised. VAD probabilities come back in
+//! `on_vad` and drive the barge-in detector, which truncates the playout.
+//!
+//! The caller-audio path is where echo cancellation and noise suppression slot in: between
+//! the jitter buffer's output and the VAD feed (`Tick::caller_audio`).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::bargein::{BargeInConfig, BargeInDecision, BargeInDetector};
+use crate::dtmf::DtmfDecoder;
+use crate::g711::Codec;
+use crate::jitter::{JitterBuffer, JitterConfig};
+use crate::playout::{Chunk, Playout, PlayoutConfig, PlayoutError, PlayoutEvent};
+use crate::rtp::{RtpReceiver, RtpSender};
+use crate::vad::VadResult;
+
+/// Samples per 20 ms frame at 8 kHz: the session's fixed tick.
+pub const FRAME_SAMPLES: usize = 160;
+pub const FRAME: Duration = Duration::from_millis(20);
+/// Frame deadlines remembered to time-stamp VAD results (≈ 1.3 s of history).
+const FRAME_HISTORY: usize = 64;
+
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub codec: Codec,
+    pub payload_type: u8,
+    pub dtmf_payload_type: Option<u8>,
+    /// Where to send until the caller's real source is latched (from SDP).
+    pub remote_rtp: SocketAddr,
+    pub jitter: JitterConfig,
+    pub bargein: BargeInConfig,
+    pub max_queued_ms: u32,
+    /// Random bases for the outbound stream (RFC 3550 §5.1).
+    pub ssrc: u32,
+    pub seq_base: u16,
+    pub ts_base: u32,
+}
+
+/// How much of one chunk the caller heard before it was dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TruncatedChunk {
+    pub playback_id: String,
+    pub played_ms: u32,
+    pub total_ms: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum MediaEvent {
+    Dtmf {
+        digit: char,
+    },
+    /// Caller speech confirmed while no interruptible audio was playing.
+    SpeechStarted {
+        onset: Instant,
+    },
+    /// Caller speech confirmed over interruptible audio: the playout was truncated.
+    BargeIn {
+        onset: Instant,
+        confirmed_at: Instant,
+        truncated: Vec<TruncatedChunk>,
+    },
+    TurnEnded {
+        at: Instant,
+    },
+    PlaybackStarted {
+        playback_id: String,
+    },
+    MarkReached {
+        playback_id: String,
+        mark: String,
+    },
+    PlaybackFinished {
+        playback_id: String,
+        played_ms: u32,
+    },
+    /// Queued audio dropped by `clear()` (not by a barge-in).
+    Cleared {
+        truncated: Vec<TruncatedChunk>,
+    },
+}
+
+/// One 20 ms step of the pipeline.
+pub struct Tick<'a> {
+    /// The RTP packet to send (None while on hold / not sending).
+    pub packet: Option<&'a [u8]>,
+    /// Caller audio for this frame, for the VAD.
+    pub caller_audio: &'a [i16],
+    /// Caller sample counter at the start of `caller_audio` (VAD tags count from here).
+    pub caller_samples_before: u64,
+    /// How late the shell ran this tick against its absolute deadline.
+    pub lateness: Duration,
+    /// The frame carries agent audio.
+    pub voiced: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SessionStats {
+    pub ticks: u64,
+    pub max_lateness: Duration,
+    pub vad_results: u64,
+}
+
+enum Pending {
+    None,
+    BargeIn {
+        onset: Instant,
+        confirmed_at: Instant,
+    },
+    Clear,
+}
+
+pub struct MediaSession {
+    codec: Codec,
+    payload_type: u8,
+    dtmf_payload_type: Option<u8>,
+    accepted_pts: Vec<u8>,
+    sdp_remote: SocketAddr,
+    receiver: RtpReceiver,
+    jitter: JitterBuffer,
+    dtmf: DtmfDecoder,
+    playout: Playout,
+    sender: RtpSender,
+    detector: BargeInDetector,
+    sending: bool,
+    decode_buf: Vec<i16>,
+    caller_frame: [i16; FRAME_SAMPLES],
+    out_frame: [i16; FRAME_SAMPLES],
+    payload: [u8; FRAME_SAMPLES],
+    packet: Vec<u8>,
+    caller_samples: u64,
+    frame_deadlines: [Option<Instant>; FRAME_HISTORY],
+    pending: Pending,
+    truncated: Vec<TruncatedChunk>,
+    events: VecDeque<MediaEvent>,
+    stats: SessionStats,
+}
+
+impl MediaSession {
+    pub fn new(cfg: SessionConfig, now: Instant) -> Self {
+        let mut accepted_pts = vec![cfg.payload_type];
+        if let Some(pt) = cfg.dtmf_payload_type {
+            accepted_pts.push(pt);
+        }
+        MediaSession {
+            codec: cfg.codec,
+            payload_type: cfg.payload_type,
+            dtmf_payload_type: cfg.dtmf_payload_type,
+            accepted_pts,
+            sdp_remote: cfg.remote_rtp,
+            receiver: RtpReceiver::new(Default::default()),
+            jitter: JitterBuffer::new(cfg.jitter),
+            dtmf: DtmfDecoder::new(),
+            playout: Playout::new(
+                PlayoutConfig {
+                    ptime_ms: 20,
+                    max_queued_ms: cfg.max_queued_ms,
+                },
+                now,
+            ),
+            sender: RtpSender::new(cfg.ssrc, cfg.payload_type, cfg.seq_base, cfg.ts_base),
+            detector: BargeInDetector::new(cfg.bargein),
+            sending: true,
+            decode_buf: Vec::with_capacity(480),
+            caller_frame: [0; FRAME_SAMPLES],
+            out_frame: [0; FRAME_SAMPLES],
+            payload: [0; FRAME_SAMPLES],
+            packet: Vec::with_capacity(12 + FRAME_SAMPLES),
+            caller_samples: 0,
+            frame_deadlines: [None; FRAME_HISTORY],
+            pending: Pending::None,
+            truncated: Vec::new(),
+            events: VecDeque::new(),
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// An RTP datagram from the network.
+    pub fn on_rtp(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        let Ok(info) = self
+            .receiver
+            .on_packet(now, source, data, &self.accepted_pts)
+        else {
+            return; // counted by the receiver
+        };
+        let Some(payload) = data.get(info.payload_offset..info.payload_offset + info.payload_len)
+        else {
+            return;
+        };
+        if Some(info.payload_type) == self.dtmf_payload_type {
+            if let Some(ev) = self.dtmf.on_packet(info.timestamp, info.marker, payload) {
+                self.events.push_back(MediaEvent::Dtmf { digit: ev.digit });
+            }
+            return;
+        }
+        if info.payload_type != self.payload_type {
+            return;
+        }
+        self.decode_buf.clear();
+        self.decode_buf.resize(payload.len(), 0);
+        self.codec.decode_into(payload, &mut self.decode_buf);
+        self.jitter.push(
+            now,
+            info.sequence,
+            info.timestamp,
+            info.ssrc,
+            info.marker,
+            &self.decode_buf,
+        );
+    }
+
+    /// When the next tick is due (absolute, from the playout's sample clock).
+    pub fn next_deadline(&self) -> Instant {
+        self.playout.next_deadline()
+    }
+
+    /// Runs every tick due at `now`; call until it returns None, then sleep until
+    /// `next_deadline()`.
+    pub fn poll_tick(&mut self, now: Instant) -> Option<Tick<'_>> {
+        let frame = self.playout.poll_frame(now, &mut self.out_frame)?;
+        self.stats.ticks += 1;
+        self.stats.max_lateness = self.stats.max_lateness.max(frame.lateness);
+        self.jitter.pop(now, &mut self.caller_frame);
+        let index = (self.caller_samples / FRAME_SAMPLES as u64) as usize % FRAME_HISTORY;
+        if let Some(slot) = self.frame_deadlines.get_mut(index) {
+            *slot = Some(frame.deadline);
+        }
+        let before = self.caller_samples;
+        self.caller_samples += FRAME_SAMPLES as u64;
+        self.collect_playout_events();
+        let packet = if self.sending {
+            self.codec.encode_into(&self.out_frame, &mut self.payload);
+            self.sender.build_into(
+                &self.payload,
+                FRAME_SAMPLES as u32,
+                frame.marker,
+                &mut self.packet,
+            );
+            Some(&self.packet[..])
+        } else {
+            None
+        };
+        Some(Tick {
+            packet,
+            caller_audio: &self.caller_frame,
+            caller_samples_before: before,
+            lateness: frame.lateness,
+            voiced: frame.voiced,
+        })
+    }
+
+    fn collect_playout_events(&mut self) {
+        while let Some(ev) = self.playout.poll_event() {
+            match ev {
+                PlayoutEvent::Started { playback_id } => {
+                    self.events
+                        .push_back(MediaEvent::PlaybackStarted { playback_id })
+                }
+                PlayoutEvent::MarkReached { playback_id, mark } => self
+                    .events
+                    .push_back(MediaEvent::MarkReached { playback_id, mark }),
+                PlayoutEvent::Finished {
+                    playback_id,
+                    played_ms,
+                } => self.events.push_back(MediaEvent::PlaybackFinished {
+                    playback_id,
+                    played_ms,
+                }),
+                PlayoutEvent::Truncated {
+                    playback_id,
+                    played_ms,
+                    total_ms,
+                } => self.truncated.push(TruncatedChunk {
+                    playback_id,
+                    played_ms,
+                    total_ms,
+                }),
+            }
+        }
+        // A truncation takes effect at this tick: report it with what was cut.
+        match std::mem::replace(&mut self.pending, Pending::None) {
+            Pending::None => {}
+            Pending::BargeIn {
+                onset,
+                confirmed_at,
+            } => self.events.push_back(MediaEvent::BargeIn {
+                onset,
+                confirmed_at,
+                truncated: std::mem::take(&mut self.truncated),
+            }),
+            Pending::Clear => self.events.push_back(MediaEvent::Cleared {
+                truncated: std::mem::take(&mut self.truncated),
+            }),
+        }
+    }
+
+    /// The time the caller sample `tag` (a count from the start of the call) was taken out
+    /// of the jitter buffer, i.e. entered the pipeline.
+    fn instant_of(&self, tag: u64, fallback: Instant) -> Instant {
+        let frame = tag.saturating_sub(1) / FRAME_SAMPLES as u64;
+        let within = tag.saturating_sub(frame * FRAME_SAMPLES as u64);
+        let index = frame as usize % FRAME_HISTORY;
+        match self.frame_deadlines.get(index).copied().flatten() {
+            Some(d) if frame + (FRAME_HISTORY as u64) > self.caller_samples / 160 => {
+                d + Duration::from_micros(within * 125)
+            }
+            _ => fallback,
+        }
+    }
+
+    /// A VAD probability for a caller chunk submitted with tag = caller sample count at its end.
+    pub fn on_vad(&mut self, now: Instant, result: VadResult) {
+        self.stats.vad_results += 1;
+        let chunk_end = self.instant_of(result.tag, now);
+        let interruptible = self.playout.is_playing_interruptible();
+        let decision = self.detector.on_vad(
+            chunk_end,
+            crate::vad::CHUNK_MS,
+            result.probability,
+            interruptible,
+        );
+        match decision {
+            Some(BargeInDecision::BargeIn {
+                onset,
+                confirmed_at,
+            }) => {
+                self.playout.truncate();
+                self.pending = Pending::BargeIn {
+                    onset,
+                    confirmed_at,
+                };
+            }
+            Some(BargeInDecision::SpeechStarted { onset }) => {
+                self.events.push_back(MediaEvent::SpeechStarted { onset })
+            }
+            Some(BargeInDecision::TurnEnded { at }) => {
+                self.events.push_back(MediaEvent::TurnEnded { at })
+            }
+            None => {}
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// Queues bot audio.
+    pub fn play(&mut self, chunk: Chunk) -> Result<(), PlayoutError> {
+        self.playout.enqueue(chunk)
+    }
+
+    /// Drops queued interruptible audio at the next tick (bot request).
+    pub fn clear(&mut self) {
+        self.playout.truncate();
+        if matches!(self.pending, Pending::None) {
+            self.pending = Pending::Clear;
+        }
+    }
+
+    /// Hold (`false`) stops sending and pauses the playout so nothing is lost; unhold resumes.
+    pub fn set_sending(&mut self, sending: bool) {
+        if sending == self.sending {
+            return;
+        }
+        self.sending = sending;
+        if sending {
+            self.playout.resume();
+        } else {
+            self.playout.pause();
+        }
+    }
+
+    /// A re-INVITE changed the codec or the remote address.
+    pub fn update_remote(
+        &mut self,
+        codec: Codec,
+        payload_type: u8,
+        dtmf_payload_type: Option<u8>,
+        remote: SocketAddr,
+    ) {
+        self.codec = codec;
+        self.payload_type = payload_type;
+        self.dtmf_payload_type = dtmf_payload_type;
+        self.accepted_pts.clear();
+        self.accepted_pts.push(payload_type);
+        if let Some(pt) = dtmf_payload_type {
+            self.accepted_pts.push(pt);
+        }
+        self.sender.set_payload_type(payload_type);
+        self.sdp_remote = remote;
+    }
+
+    /// Symmetric RTP: answer the address the caller really sends from once known.
+    pub fn destination(&self) -> SocketAddr {
+        self.receiver.latched_source().unwrap_or(self.sdp_remote)
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    pub fn receiver(&self) -> &RtpReceiver {
+        &self.receiver
+    }
+
+    pub fn jitter(&self) -> &JitterBuffer {
+        &self.jitter
+    }
+
+    pub fn sender(&self) -> &RtpSender {
+        &self.sender
+    }
+}
+
+#[cfg(test)]
+mod tests;
