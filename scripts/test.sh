@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh Debian 12 machine: installs the real peers
+# (SIPp, baresip, sox, espeak-ng, ...), fetches ONNX Runtime + the Silero model from PyPI,
+# checks formatting and lints, then runs unit tests and the end-to-end tests that drive the
+# real gateway binary with real peers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-test-deps.sh
+./scripts/setup-runtime.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The end-to-end tests start target/release/bargein-gateway: build it first, then run all
+# tests in the same (release) profile so dependencies compile once.
+cargo build --release -p bargein-gateway
+cargo test --release --workspace -- --test-threads="${TEST_THREADS:-2}"
