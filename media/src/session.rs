@@ -17,7 +17,7 @@ use crate::dtmf::DtmfDecoder;
 use crate::g711::Codec;
 use crate::jitter::{JitterBuffer, JitterConfig};
 use crate::playout::{Chunk, Playout, PlayoutConfig, PlayoutError, PlayoutEvent};
-use crate::rtp::{RtpReceiver, RtpSender};
+use crate::rtp::{PayloadTypeSet, RtpReceiver, RtpReceiverConfig, RtpSender};
 use crate::vad::VadResult;
 
 /// Samples per 20 ms frame at 8 kHz: the session's fixed tick.
@@ -119,7 +119,6 @@ pub struct MediaSession {
     codec: Codec,
     payload_type: u8,
     dtmf_payload_type: Option<u8>,
-    accepted_pts: Vec<u8>,
     sdp_remote: SocketAddr,
     receiver: RtpReceiver,
     jitter: JitterBuffer,
@@ -142,18 +141,19 @@ pub struct MediaSession {
 }
 
 impl MediaSession {
-    pub fn new(cfg: SessionConfig, now: Instant) -> Self {
-        let mut accepted_pts = vec![cfg.payload_type];
-        if let Some(pt) = cfg.dtmf_payload_type {
-            accepted_pts.push(pt);
-        }
-        MediaSession {
+    /// Fails only on a payload type outside 0..=127 (which SDP negotiation never yields).
+    pub fn new(cfg: SessionConfig, now: Instant) -> Result<Self, String> {
+        let sender = RtpSender::new(cfg.ssrc, cfg.seq_base, cfg.ts_base, cfg.payload_type)
+            .map_err(|e| e.to_string())?;
+        Ok(MediaSession {
             codec: cfg.codec,
             payload_type: cfg.payload_type,
             dtmf_payload_type: cfg.dtmf_payload_type,
-            accepted_pts,
             sdp_remote: cfg.remote_rtp,
-            receiver: RtpReceiver::new(Default::default()),
+            receiver: RtpReceiver::new(RtpReceiverConfig {
+                accepted_payload_types: accepted(cfg.payload_type, cfg.dtmf_payload_type),
+                ..RtpReceiverConfig::default()
+            }),
             jitter: JitterBuffer::new(cfg.jitter),
             dtmf: DtmfDecoder::new(),
             playout: Playout::new(
@@ -163,7 +163,7 @@ impl MediaSession {
                 },
                 now,
             ),
-            sender: RtpSender::new(cfg.ssrc, cfg.payload_type, cfg.seq_base, cfg.ts_base),
+            sender,
             detector: BargeInDetector::new(cfg.bargein),
             sending: true,
             decode_buf: Vec::with_capacity(480),
@@ -177,21 +177,15 @@ impl MediaSession {
             truncated: Vec::new(),
             events: VecDeque::new(),
             stats: SessionStats::default(),
-        }
+        })
     }
 
     /// An RTP datagram from the network.
     pub fn on_rtp(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
-        let Ok(info) = self
-            .receiver
-            .on_packet(now, source, data, &self.accepted_pts)
-        else {
+        let Ok(info) = self.receiver.on_packet(now, source, data) else {
             return; // counted by the receiver
         };
-        let Some(payload) = data.get(info.payload_offset..info.payload_offset + info.payload_len)
-        else {
-            return;
-        };
+        let payload = info.payload(data);
         if Some(info.payload_type) == self.dtmf_payload_type {
             if let Some(ev) = self.dtmf.on_packet(info.timestamp, info.marker, payload) {
                 self.events.push_back(MediaEvent::Dtmf { digit: ev.digit });
@@ -206,7 +200,7 @@ impl MediaSession {
         self.codec.decode_into(payload, &mut self.decode_buf);
         self.jitter.push(
             now,
-            info.sequence,
+            info.seq,
             info.timestamp,
             info.ssrc,
             info.marker,
@@ -269,7 +263,7 @@ impl MediaSession {
                     played_ms,
                 } => self.events.push_back(MediaEvent::PlaybackFinished {
                     playback_id,
-                    played_ms,
+                    played_ms: ms32(played_ms),
                 }),
                 PlayoutEvent::Truncated {
                     playback_id,
@@ -277,8 +271,8 @@ impl MediaSession {
                     total_ms,
                 } => self.truncated.push(TruncatedChunk {
                     playback_id,
-                    played_ms,
-                    total_ms,
+                    played_ms: ms32(played_ms),
+                    total_ms: ms32(total_ms),
                 }),
             }
         }
@@ -386,12 +380,10 @@ impl MediaSession {
         self.codec = codec;
         self.payload_type = payload_type;
         self.dtmf_payload_type = dtmf_payload_type;
-        self.accepted_pts.clear();
-        self.accepted_pts.push(payload_type);
-        if let Some(pt) = dtmf_payload_type {
-            self.accepted_pts.push(pt);
-        }
-        self.sender.set_payload_type(payload_type);
+        self.receiver
+            .set_accepted_payload_types(accepted(payload_type, dtmf_payload_type));
+        // SDP negotiation only yields 0..=127; an invalid type keeps the previous one.
+        let _ = self.sender.set_payload_type(payload_type);
         self.sdp_remote = remote;
     }
 
@@ -415,6 +407,18 @@ impl MediaSession {
     pub fn sender(&self) -> &RtpSender {
         &self.sender
     }
+}
+
+fn accepted(payload_type: u8, dtmf: Option<u8>) -> PayloadTypeSet {
+    let mut set = PayloadTypeSet::from_slice(&[payload_type]);
+    if let Some(pt) = dtmf {
+        set.insert(pt);
+    }
+    set
+}
+
+fn ms32(ms: u64) -> u32 {
+    u32::try_from(ms).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -177,10 +177,10 @@ impl SileroSession {
         }
         let sr = [8000_i64];
         let infer = |e: ort::Error| VadError::Inference(e.to_string());
-        let input = TensorRef::from_array_view(([batch, INPUT_LEN], &self.input[..]))
-            .map_err(infer)?;
-        let state = TensorRef::from_array_view(([2, batch, STATE_LEN], &self.state[..]))
-            .map_err(infer)?;
+        let input =
+            TensorRef::from_array_view(([batch, INPUT_LEN], &self.input[..])).map_err(infer)?;
+        let state =
+            TensorRef::from_array_view(([2, batch, STATE_LEN], &self.state[..])).map_err(infer)?;
         let sr = TensorRef::from_array_view((Vec::<usize>::new(), &sr[..])).map_err(infer)?;
         let outputs = self
             .session
@@ -197,7 +197,9 @@ impl SileroSession {
             .try_extract_tensor::<f32>()
             .map_err(infer)?;
         if probs.len() < batch || new_state.len() < 2 * batch * STATE_LEN {
-            return Err(VadError::Inference("model output has the wrong shape".into()));
+            return Err(VadError::Inference(
+                "model output has the wrong shape".into(),
+            ));
         }
         probabilities.extend_from_slice(&probs[..batch]);
         for (b, (stream, chunk)) in streams.iter_mut().zip(chunks).take(batch).enumerate() {

@@ -56,7 +56,10 @@ fn speech_scores_high_and_silence_low() {
     let chunks = prompt_chunks();
     let probs = run_single(&mut session, &chunks);
     let speechy = probs.iter().filter(|p| **p > 0.5).count() as f32 / probs.len() as f32;
-    assert!(speechy > 0.5, "only {speechy} of prompt chunks look like speech");
+    assert!(
+        speechy > 0.5,
+        "only {speechy} of prompt chunks look like speech"
+    );
     let silence = vec![[0.0f32; CHUNK_SAMPLES]; 30];
     let probs = run_single(&mut session, &silence);
     assert!(probs.iter().all(|p| *p < 0.1), "{probs:?}");
@@ -70,7 +73,10 @@ fn batching_is_identical_to_one_by_one() {
     // Three streams starting at different offsets of the prompt.
     let streams: Vec<&[[f32; CHUNK_SAMPLES]]> =
         vec![&chunks[0..40], &chunks[50..90], &chunks[100..140]];
-    let singles: Vec<Vec<f32>> = streams.iter().map(|s| run_single(&mut session, s)).collect();
+    let singles: Vec<Vec<f32>> = streams
+        .iter()
+        .map(|s| run_single(&mut session, s))
+        .collect();
     let mut states = vec![StreamState::default(); 3];
     let mut probs = Vec::new();
     for step in 0..40 {
@@ -78,7 +84,10 @@ fn batching_is_identical_to_one_by_one() {
         let mut refs: Vec<&mut StreamState> = states.iter_mut().collect();
         session.run_batch(&batch, &mut refs, &mut probs).unwrap();
         for (i, single) in singles.iter().enumerate() {
-            assert!((probs[i] - single[step]).abs() < 1e-5, "stream {i} step {step}");
+            assert!(
+                (probs[i] - single[step]).abs() < 1e-5,
+                "stream {i} step {step}"
+            );
         }
     }
 }
@@ -120,7 +129,9 @@ fn pool_returns_every_chunk_in_order_with_its_tag() {
         assert!((0.0..=1.0).contains(&r.probability));
         tags.push(r.tag);
     }
-    let want: Vec<u64> = (1..=expected as u64).map(|i| i * CHUNK_SAMPLES as u64).collect();
+    let want: Vec<u64> = (1..=expected as u64)
+        .map(|i| i * CHUNK_SAMPLES as u64)
+        .collect();
     assert_eq!(tags, want);
     // Closing the stream makes the worker forget it; the pool shuts down cleanly.
     drop(stream);

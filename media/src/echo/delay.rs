@@ -1,0 +1,197 @@
+//! Bulk-delay estimation by correlating the envelopes of the sent and received audio.
+//!
+//! The adaptive filter only spans ~76 ms, but the echo may come back up to 150 ms late, so
+//! the reference has to be delayed first. Waveform cross-correlation over 1 200 lags would
+//! cost ~200 k multiply-adds per frame and is fooled by the echo path's phase; instead both
+//! signals are reduced to 1 ms amplitude envelopes (8 samples → 1 value), high-passed so that
+//! only their fluctuations (syllables, pitch pulses) remain, and correlated over 0–max lags
+//! with an exponential memory of ~2 s. That is ~170 multiply-adds per millisecond, is blind
+//! to the echo path's phase and level, and locates the echo's energy to about a millisecond —
+//! enough to place the filter window, whose own taps then give the precise delay.
+//!
+//! Hysteresis: the estimate only moves when two consecutive evaluations (100 ms apart) agree
+//! on a lag more than 2 ms away from the current one, and only when the correlation is clear.
+
+/// Samples per envelope value (1 ms at 8 kHz).
+pub(crate) const ENVELOPE_SAMPLES: usize = 8;
+/// Envelope values between evaluations (100 ms).
+const EVALUATION_INTERVAL: usize = 100;
+/// Memory of the correlation (envelope values, ≈ 2 s).
+const MEMORY: f32 = 2000.0;
+/// High-pass of the envelopes (1-pole mean tracker, ≈ 16 ms).
+const MEAN_TRACKING: f32 = 1.0 / 16.0;
+/// A far-end envelope value (mean |x|) below this is silence (≈ −66 dBFS).
+const ACTIVE_ENVELOPE: f32 = 16.0;
+/// Far-end activity (envelope values) needed before the first estimate.
+const MIN_ACTIVE_FOR_FIRST: usize = 150;
+/// Normalised correlation needed to trust a peak; a clearer one is accepted at once.
+const MIN_QUALITY: f32 = 0.25;
+const IMMEDIATE_QUALITY: f32 = 0.5;
+/// Lags (ms) within which two peaks count as the same delay.
+const SAME_LAG: usize = 2;
+
+pub(crate) struct DelayEstimator {
+    /// Largest lag searched, in envelope values.
+    max_lag: usize,
+    /// High-passed far envelope, newest at `head`, `max_lag + 1` values.
+    far_history: Vec<f32>,
+    head: usize,
+    correlation: Vec<f32>,
+    near_energy: f32,
+    far_energy: f32,
+    far_mean: f32,
+    near_mean: f32,
+    far_acc: f32,
+    near_acc: f32,
+    acc_count: usize,
+    since_evaluation: usize,
+    active_values: usize,
+    candidate: Option<usize>,
+    candidate_hits: u32,
+    estimate: Option<usize>,
+    quality: f32,
+}
+
+impl DelayEstimator {
+    /// Searches lags `0..=max_lag_ms` milliseconds.
+    pub(crate) fn new(max_lag_ms: usize) -> Self {
+        Self {
+            max_lag: max_lag_ms,
+            far_history: vec![0.0; max_lag_ms + 1],
+            head: 0,
+            correlation: vec![0.0; max_lag_ms + 1],
+            near_energy: 0.0,
+            far_energy: 0.0,
+            far_mean: 0.0,
+            near_mean: 0.0,
+            far_acc: 0.0,
+            near_acc: 0.0,
+            acc_count: 0,
+            since_evaluation: 0,
+            active_values: 0,
+            candidate: None,
+            candidate_hits: 0,
+            estimate: None,
+            quality: 0.0,
+        }
+    }
+
+    /// Current estimate in samples (the lag of the echo's main energy), if any.
+    pub(crate) fn estimate_samples(&self) -> Option<usize> {
+        self.estimate.map(|ms| ms * ENVELOPE_SAMPLES)
+    }
+
+    /// Normalised correlation of the last evaluated peak (0..1).
+    #[cfg(test)]
+    pub(crate) fn quality(&self) -> f32 {
+        self.quality
+    }
+
+    /// Forgets the estimate (used when the caller knows the path changed).
+    #[cfg(test)]
+    pub(crate) fn clear(&mut self) {
+        self.correlation.fill(0.0);
+        self.near_energy = 0.0;
+        self.far_energy = 0.0;
+        self.candidate = None;
+        self.candidate_hits = 0;
+        self.estimate = None;
+        self.active_values = 0;
+    }
+
+    /// Feeds time-aligned far (as sent now, not delayed) and near samples. Returns the new
+    /// estimate in samples when it changed.
+    pub(crate) fn push(&mut self, far: &[f32], near: &[f32]) -> Option<usize> {
+        let mut changed = None;
+        for (&x, &y) in far.iter().zip(near) {
+            self.far_acc += x.abs();
+            self.near_acc += y.abs();
+            self.acc_count += 1;
+            if self.acc_count == ENVELOPE_SAMPLES {
+                let far_env = self.far_acc / ENVELOPE_SAMPLES as f32;
+                let near_env = self.near_acc / ENVELOPE_SAMPLES as f32;
+                self.far_acc = 0.0;
+                self.near_acc = 0.0;
+                self.acc_count = 0;
+                if let Some(lag) = self.push_envelope(far_env, near_env) {
+                    changed = Some(lag * ENVELOPE_SAMPLES);
+                }
+            }
+        }
+        changed
+    }
+
+    fn push_envelope(&mut self, far_env: f32, near_env: f32) -> Option<usize> {
+        self.far_mean += MEAN_TRACKING * (far_env - self.far_mean);
+        self.near_mean += MEAN_TRACKING * (near_env - self.near_mean);
+        let far_hp = far_env - self.far_mean;
+        let near_hp = near_env - self.near_mean;
+        let len = self.far_history.len();
+        self.head = (self.head + 1) % len;
+        if let Some(slot) = self.far_history.get_mut(self.head) {
+            *slot = far_hp;
+        }
+        if far_env > ACTIVE_ENVELOPE {
+            self.active_values += 1;
+        }
+
+        let keep = 1.0 - 1.0 / MEMORY;
+        self.near_energy = keep * self.near_energy + near_hp * near_hp;
+        self.far_energy = keep * self.far_energy + far_hp * far_hp;
+        // correlation[lag] accumulates near(t)·far(t − lag); the history is a ring whose
+        // newest value is at `head`, so lag L sits at head − L.
+        let (recent, older) = self.far_history.split_at(self.head + 1);
+        let by_lag = recent.iter().rev().chain(older.iter().rev());
+        for (c, &f) in self.correlation.iter_mut().zip(by_lag) {
+            *c = keep * *c + near_hp * f;
+        }
+
+        self.since_evaluation += 1;
+        if self.since_evaluation < EVALUATION_INTERVAL {
+            return None;
+        }
+        self.since_evaluation = 0;
+        self.evaluate()
+    }
+
+    fn evaluate(&mut self) -> Option<usize> {
+        if self.active_values < MIN_ACTIVE_FOR_FIRST {
+            return None;
+        }
+        let (best_lag, best) = self
+            .correlation
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0, f32::MIN), |acc, (lag, c)| if c > acc.1 { (lag, c) } else { acc });
+        let norm = (self.near_energy * self.far_energy).sqrt();
+        self.quality = if norm > 0.0 { best / norm } else { 0.0 };
+        if !self.quality.is_finite() || self.quality < MIN_QUALITY || best_lag > self.max_lag {
+            self.candidate = None;
+            self.candidate_hits = 0;
+            return None;
+        }
+        if let Some(current) = self.estimate {
+            if current.abs_diff(best_lag) <= SAME_LAG {
+                self.candidate = None;
+                self.candidate_hits = 0;
+                return None;
+            }
+        }
+        match self.candidate {
+            Some(c) if c.abs_diff(best_lag) <= SAME_LAG => self.candidate_hits += 1,
+            _ => {
+                self.candidate = Some(best_lag);
+                self.candidate_hits = 1;
+            }
+        }
+        let first_and_clear = self.estimate.is_none() && self.quality >= IMMEDIATE_QUALITY;
+        if self.candidate_hits >= 2 || first_and_clear {
+            self.estimate = Some(best_lag);
+            self.candidate = None;
+            self.candidate_hits = 0;
+            return Some(best_lag);
+        }
+        None
+    }
+}

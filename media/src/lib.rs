@@ -1,0 +1,12 @@
+pub mod bargein;
+pub mod denoise;
+pub mod dtmf;
+pub mod g711;
+pub mod jitter;
+pub mod playout;
+pub mod plc;
+pub mod resample;
+pub mod rtcp;
+pub mod rtp;
+pub mod vad;
+pub mod wav;
