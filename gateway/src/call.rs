@@ -164,6 +164,8 @@ fn session_config(ctx: &CallContext, n: &NegotiatedMedia) -> SessionConfig {
         },
         bargein: cfg.bargein_config(),
         max_queued_ms: 120_000,
+        rtcp_interval: Duration::from_secs(cfg.media.rtcp_interval_s),
+        cname: format!("bargein@{}", ctx.advertised_ip),
         ssrc: rand::random(),
         seq_base: rand::random(),
         ts_base: rand::random(),
@@ -179,7 +181,13 @@ async fn run_media(
     signals: &mut mpsc::Receiver<CallSignal>,
 ) -> Result<String, String> {
     let now = Instant::now();
-    let mut session = MediaSession::new(session_config(ctx, &negotiated), now);
+    let mut session = match MediaSession::new(session_config(ctx, &negotiated), now) {
+        Ok(s) => s,
+        Err(e) => {
+            send(ctx, SipCommand::Hangup { call }).await;
+            return Err(format!("media session: {e}"));
+        }
+    };
     session.set_sending(negotiated.local_direction.sends());
     let (vad_tx, mut vad_rx) = mpsc::channel::<VadResult>(64);
     let Some(mut vad) = ctx.vad.open_stream(Box::new(ChannelSink(vad_tx))) else {
@@ -241,9 +249,9 @@ async fn run_media(
                 }
             }
             r = sockets.rtcp.recv_from(&mut rtcp_buf) => {
-                if let Ok((len, source)) = r {
+                if let Ok((len, _)) = r {
                     if let Some(data) = rtcp_buf.get(..len) {
-                        session.on_rtcp(Instant::now(), source, data);
+                        session.on_rtcp(Instant::now(), std::time::SystemTime::now(), data);
                     }
                 }
             }
@@ -253,9 +261,11 @@ async fn run_media(
                 commands.push(BotCommand::Hangup);
             }
         }
+        // RTCP goes to the RTP destination's port + 1 (no a=rtcp support needed for G.711 trunks).
+        let rtp_dest = session.destination();
+        let rtcp_dest = SocketAddr::new(rtp_dest.ip(), rtp_dest.port().wrapping_add(1));
         if let Some(report) = session.poll_rtcp(Instant::now(), std::time::SystemTime::now()) {
-            let dest = SocketAddr::new(session.destination().ip(), session.destination().port().wrapping_add(1));
-            let _ = sockets.rtcp.try_send_to(report, dest);
+            let _ = sockets.rtcp.try_send_to(report, rtcp_dest);
         }
         while let Some(ev) = session.poll_event() {
             log_media_event(&ev);

@@ -70,6 +70,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(&cfg.log.level))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Refuse to start without the VAD runtime: barge-in is the product, there is no silent
     // fallback.

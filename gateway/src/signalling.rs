@@ -58,9 +58,9 @@ pub async fn run(cfg: Arc<Config>, vad: Arc<media::vad::VadPool>, audio: DemoAud
     let local = transport.local_addr();
     let mut ua = UserAgent::new(UaConfig {
         timers: cfg.timers(),
-        local_addr: std::net::SocketAddr::new(advertised, local.port()),
         user_agent: cfg.sip.user_agent.clone(),
         max_message_bytes: cfg.sip.max_message_bytes,
+        ..UaConfig::new(std::net::SocketAddr::new(advertised, local.port()))
     });
     info!(%local, "SIP listening (UDP+TCP)");
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<SipCommand>(1024);

@@ -10,36 +10,43 @@
 //! start are not G.711 framing: an unaligned timestamp resynchronises, an unaligned length
 //! is dropped (`unsupported`).
 //!
-//! **Delay.** The *delay* is the audio buffered after the frame being played is taken
-//! (`newest received end − play`), tracked as its minimum over the last 0.5–1 s so packet
-//! granularity does not read as excess. The *target* comes from a relative-delay estimate
-//! (NetEq/Asterisk style): for the last 200 packets, `arrival − timestamp`; jitter is the
-//! 95th percentile minus the minimum; target = clamp(max(min_delay, jitter)) rounded up to
-//! 10 ms. Until 50 packets are seen the target is `start_delay_ms`.
+//! **Delay and target** ([`estimate`]). The *delay* is how much audio on-time packets find
+//! buffered ahead of them (each packet's slack at arrival, normalised by its lateness
+//! relative to the fastest packet; minimum over the last 0.5–1 s). Lost packets never
+//! arrive, so loss does not bias it. The *target* is the network jitter: the 95th
+//! percentile minus the minimum of `arrival − timestamp` over the last 200 packets, clamped
+//! to [min, max] and rounded up to 10 ms; until 50 packets are seen it is `start_delay_ms`.
 //!
 //! **Growing is fast**: when a block is due and nothing is buffered (underrun) the buffer
-//! conceals *without advancing* `play` (an expansion: delay grows by that much at once). If
-//! the missing block turns up later the expansion stays (late packets → more delay); if a
-//! later block arrives instead, the missing ones are skipped up to the amount already
-//! concealed, so pure loss does not grow the delay. In low-energy stretches an expansion is
-//! also done proactively when the delay is more than a frame under target.
+//! conceals *without advancing* `play` (an expansion: the delay grows at once). If the
+//! missing block turns up later the expansion stays (late packets → more delay); if a later
+//! block arrives instead, the missing ones are skipped up to the amount already concealed,
+//! so pure loss does not grow the delay. When the delay is more than a frame under target
+//! (jitter rose) a frame of concealment is also inserted proactively, at most every 100 ms:
+//! one synthetic frame now is better than the lost late packets to come.
 //!
-//! **Shrinking is slow**: one 20 ms frame is dropped (cross-faded into the next) at most every
-//! 500 ms, only when the delay is at least a frame above target, and only in low-energy
-//! audio unless the excess exceeds two frames. This also absorbs clock skew: a fast sender
-//! is trimmed by drops, a slow one is padded by expansions, so the buffer neither grows nor
-//! drains without bound.
+//! **Shrinking is slow**: one 20 ms frame is dropped (cross-faded with the next) at most every
+//! 500 ms, only when the delay is at least a frame above target, and in quiet audio unless
+//! the excess exceeds two frames or has lasted 2 s. Together this absorbs clock skew: a
+//! fast sender is trimmed by drops, a slow one padded by expansions, so the buffer neither
+//! grows nor drains without bound.
 //!
-//! **Resync**: on SSRC change, a timestamp jump of more than 1 s, or an unaligned timestamp,
-//! the buffer restarts like a fresh stream (start delay, estimator cleared) while the
-//! concealment fades the old audio out. A forward jump of more than 1 s on a marker packet
-//! is a talkspurt after silence suppression: the new talkspurt is placed at the target delay
-//! and the estimator is kept. After a silent outage with nothing buffered, the next packet
-//! is likewise placed at the target delay.
+//! **Resync**: on an SSRC change or an unaligned timestamp the buffer restarts like a fresh
+//! stream (start delay, estimator cleared) while the concealment fades the old audio out.
+//! On a timestamp jump of more than 1 s (either way) within the same SSRC, buffered audio is
+//! flushed and the new timeline starts at the target delay, keeping the (rebased) jitter
+//! estimate: it is the same sender on the same network path.
+//!
+//! **Talkspurts**: when a packet arrives with nothing queued and either the marker bit set
+//! (a talkspurt after silence suppression) or the concealment already faded to silence, it
+//! is placed at the target delay, so delay changes happen in silence where possible.
 
 use std::time::{Duration, Instant};
 
 use crate::plc::Plc;
+use estimate::{DelayEstimator, LevelWindow};
+
+mod estimate;
 
 /// Samples per output frame (20 ms at 8 kHz).
 pub const FRAME_SAMPLES: usize = 160;
@@ -47,14 +54,11 @@ const BLOCK: usize = 80;
 const BLOCK_I64: i64 = BLOCK as i64;
 const FRAME_I64: i64 = FRAME_SAMPLES as i64;
 const SAMPLES_PER_MS: i64 = 8;
-const SAMPLE_RATE: u128 = 8000;
 /// Largest packet accepted (120 ms, the largest G.711 `maxptime` seen in practice).
 const MAX_PACKET_BLOCKS: usize = 12;
-/// Relative delays remembered for the jitter estimate.
-const DELAY_HISTORY: usize = 200;
 /// Packets needed before the estimate replaces the start delay.
 const MIN_DELAY_HISTORY: usize = 50;
-/// Timestamp discontinuity treated as a new stream (1 s).
+/// Timestamp discontinuity treated as a new timeline (1 s).
 const JUMP_LIMIT: i64 = 8000;
 /// Minimum spacing before a frame is dropped (after any adjustment).
 const SHRINK_INTERVAL: Duration = Duration::from_millis(500);
@@ -63,9 +67,7 @@ const GROW_INTERVAL: Duration = Duration::from_millis(100);
 /// How long an excess of one frame may wait for quiet audio before a frame is dropped
 /// anyway.
 const SHRINK_PATIENCE: Duration = Duration::from_secs(2);
-/// Pops per level-minimum window (0.5 s).
-const LEVEL_WINDOW_POPS: u32 = 25;
-/// Mean square under which a frame is quiet enough to drop or stretch (≈ −41 dBFS).
+/// Mean square under which a frame is quiet enough to drop without waiting (≈ −41 dBFS).
 const LOW_ENERGY_MEAN_SQUARE: f32 = 300.0 * 300.0;
 const MAX_DELAY_LIMIT_MS: u32 = 2000;
 
@@ -131,7 +133,8 @@ pub enum PushOutcome {
 /// Counters and current state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JitterStats {
-    /// Buffered audio after the last pop (minimum over the last 0.5–1 s).
+    /// Audio buffered ahead of on-time packets (minimum over the last 0.5–1 s; 0 while
+    /// nothing arrives).
     pub current_delay_ms: u32,
     pub target_delay_ms: u32,
     /// 95th percentile minus minimum of the relative packet delay.
@@ -183,20 +186,12 @@ pub struct JitterBuffer {
     newest_end: i64,
     /// Concealment output since the last real block that did not advance `play`.
     inserted: i64,
-    epoch: Option<Instant>,
-    delays: [i64; DELAY_HISTORY],
-    delay_count: usize,
-    delay_next: usize,
-    scratch: [i64; DELAY_HISTORY],
-    jitter: i64,
+    estimator: DelayEstimator,
+    levels: LevelWindow,
     target: i64,
-    level_min_current: i64,
-    level_min_previous: i64,
-    level_pops: u32,
     last_adjust: Option<Instant>,
     /// Since when the delay has been at least a frame above target.
     excess_since: Option<Instant>,
-    last_output_quiet: bool,
     stats: JitterStats,
 }
 
@@ -233,19 +228,11 @@ impl JitterBuffer {
             consumed: i64::MIN,
             newest_end: 0,
             inserted: 0,
-            epoch: None,
-            delays: [0; DELAY_HISTORY],
-            delay_count: 0,
-            delay_next: 0,
-            scratch: [0; DELAY_HISTORY],
-            jitter: 0,
+            estimator: DelayEstimator::new(),
+            levels: LevelWindow::new(),
             target: 0,
-            level_min_current: i64::MAX,
-            level_min_previous: i64::MAX,
-            level_pops: 0,
             last_adjust: None,
             excess_since: None,
-            last_output_quiet: true,
             stats: JitterStats::default(),
         };
         buffer.target = buffer.start_delay();
@@ -255,18 +242,13 @@ impl JitterBuffer {
     /// Current counters.
     pub fn stats(&self) -> JitterStats {
         let mut stats = self.stats;
-        let level = self.level_min_current.min(self.level_min_previous);
-        stats.current_delay_ms = if level == i64::MAX {
-            0
-        } else {
-            ms_u32(level)
-        };
+        stats.current_delay_ms = self.levels.level().map_or(0, ms_u32);
         stats.target_delay_ms = ms_u32(self.target);
-        stats.jitter_ms = ms_u32(self.jitter);
+        stats.jitter_ms = ms_u32(self.estimator.jitter());
         stats
     }
 
-    /// Adds one decoded packet received at `now`.
+    /// Adds one decoded packet (RTP timestamp, SSRC, marker bit, PCM) received at `now`.
     pub fn push(
         &mut self,
         now: Instant,
@@ -275,46 +257,35 @@ impl JitterBuffer {
         marker: bool,
         pcm: &[i16],
     ) -> PushOutcome {
-        if pcm.is_empty() || pcm.len() % BLOCK != 0 || pcm.len() > MAX_PACKET_BLOCKS * BLOCK {
+        if pcm.is_empty() || !pcm.len().is_multiple_of(BLOCK) || pcm.len() > MAX_PACKET_BLOCKS * BLOCK {
             self.stats.unsupported += 1;
             return PushOutcome::Unsupported;
         }
-        let mut resynced = false;
-        if !self.started || ssrc != self.ssrc {
-            resynced = self.started;
-            self.restart(timestamp, ssrc);
-        } else {
-            let ext = self.unwrap_timestamp(timestamp);
-            let jump = ext - self.newest_end;
-            let aligned = ext.rem_euclid(BLOCK_I64) == 0;
-            if !aligned || jump.abs() > JUMP_LIMIT {
-                if aligned && marker && jump > 0 {
-                    self.start_talkspurt(ext);
-                } else {
-                    self.restart(timestamp, ssrc);
-                }
-                resynced = true;
-            }
-        }
+        let resynced = self.follow_timeline(now, timestamp, ssrc);
         if resynced {
             self.stats.resyncs += 1;
         }
         let start = self.unwrap_timestamp(timestamp);
         let end = start + pcm.len() as i64;
 
-        // After a silent outage with nothing queued, place this packet at the target delay
-        // (what we output meanwhile was silence, so moving the timeline is inaudible).
-        if self.plc.is_silent() && self.next_present_from(self.play).is_none() {
-            if start >= self.late_bound() {
-                self.play = align_down(start - self.target);
+        // Nothing queued and either a silent outage or a new talkspurt (marker): place this
+        // packet at the target delay. The timeline moves during silence, so it is inaudible;
+        // this is where the delay follows the target without dropping or stretching audio.
+        let idle = self.plc.is_silent() || marker;
+        if idle && start >= self.late_bound() && self.next_present_from(self.play).is_none() {
+            let anchored = align_down(start - self.target);
+            if anchored != self.play {
+                self.play = anchored;
                 self.inserted = 0;
+                self.levels.reset();
             }
         }
 
+        let slack = start - self.play;
         let late_bound = self.late_bound();
         if end <= late_bound {
             // Late packets still teach the estimator that the delay is too small.
-            self.record_arrival(now, start);
+            self.record_arrival(now, start, slack);
             self.stats.late += 1;
             return PushOutcome::Late;
         }
@@ -346,7 +317,7 @@ impl JitterBuffer {
             self.stats.duplicates += 1;
             return PushOutcome::Duplicate;
         }
-        self.record_arrival(now, start);
+        self.record_arrival(now, start, slack);
         if resynced {
             PushOutcome::Resynced
         } else {
@@ -354,22 +325,22 @@ impl JitterBuffer {
         }
     }
 
-    /// Produces the next 20 ms. Call exactly once per 20 ms.
+    /// Produces the next 20 ms into `out`. Call exactly once per 20 ms.
     pub fn pop(&mut self, now: Instant, out: &mut [i16; FRAME_SAMPLES]) -> FrameKind {
         let kind = if !self.started {
             out.fill(0);
             FrameKind::Silence
-        } else if self.should_accelerate(now) {
-            self.accelerate(now, out)
-        } else if self.should_expand(now) {
-            self.expand(now, out)
         } else {
-            self.play_frame(out)
+            self.track_excess(now);
+            if self.should_accelerate(now) {
+                self.accelerate(now, out)
+            } else if self.should_expand(now) {
+                self.expand(now, out)
+            } else {
+                self.play_frame(out)
+            }
         };
-        self.last_output_quiet = mean_square(out) < LOW_ENERGY_MEAN_SQUARE;
-        if self.started {
-            self.track_level();
-        }
+        self.levels.on_pop();
         match kind {
             FrameKind::Normal => self.stats.frames_normal += 1,
             FrameKind::Concealed => self.stats.frames_concealed += 1,
@@ -382,11 +353,28 @@ impl JitterBuffer {
         align_up(i64::from(self.config.start_delay_ms) * SAMPLES_PER_MS)
     }
 
-    /// Starts a new timeline at this packet (first packet, SSRC change, discontinuity).
-    fn restart(&mut self, timestamp: u32, ssrc: u32) {
-        for slot in &mut self.slots {
-            slot.present = false;
+    /// Handles a new SSRC or a discontinuity; returns whether the timeline was reset.
+    fn follow_timeline(&mut self, now: Instant, timestamp: u32, ssrc: u32) -> bool {
+        if !self.started || ssrc != self.ssrc {
+            let was_started = self.started;
+            self.restart(timestamp, ssrc);
+            return was_started;
         }
+        let ext = self.unwrap_timestamp(timestamp);
+        if ext.rem_euclid(BLOCK_I64) != 0 {
+            self.restart(timestamp, ssrc);
+            return true;
+        }
+        if (ext - self.newest_end).abs() > JUMP_LIMIT {
+            self.jump_timeline(now, ext);
+            return true;
+        }
+        false
+    }
+
+    /// Starts a new timeline at this packet (first packet, SSRC change, unaligned).
+    fn restart(&mut self, timestamp: u32, ssrc: u32) {
+        self.flush();
         self.started = true;
         self.ssrc = ssrc;
         self.ts_ref = timestamp;
@@ -394,26 +382,29 @@ impl JitterBuffer {
         self.play = -self.start_delay();
         self.consumed = i64::MIN;
         self.newest_end = 0;
-        self.inserted = 0;
-        self.delay_count = 0;
-        self.delay_next = 0;
-        self.jitter = 0;
+        self.estimator.clear();
         self.target = self.start_delay();
-        self.level_min_current = i64::MAX;
-        self.level_min_previous = i64::MAX;
-        self.level_pops = 0;
         self.last_adjust = None;
-        self.excess_since = None;
     }
 
-    /// A talkspurt far ahead after silence suppression: same stream, same network.
-    fn start_talkspurt(&mut self, ext: i64) {
+    /// Same stream, but its timestamps jumped (silence suppression with a long pause, or
+    /// the sender restarted its clock): the network is unchanged, so the delay estimate is
+    /// kept, rebased onto the new timestamps.
+    fn jump_timeline(&mut self, now: Instant, ext: i64) {
+        self.flush();
+        self.estimator.rebase(now, ext);
+        self.play = align_down(ext - self.target);
+        self.consumed = self.play;
+        self.newest_end = ext;
+    }
+
+    fn flush(&mut self) {
         for slot in &mut self.slots {
             slot.present = false;
         }
-        self.play = align_down(ext - self.target);
-        self.newest_end = ext;
         self.inserted = 0;
+        self.levels.reset();
+        self.excess_since = None;
     }
 
     fn unwrap_timestamp(&mut self, timestamp: u32) -> i64 {
@@ -489,82 +480,45 @@ impl JitterBuffer {
         self.play = new_play;
         self.consumed = self.consumed.max(new_play);
         self.inserted = 0;
+        self.levels.reset();
     }
 
-    fn record_arrival(&mut self, now: Instant, ext: i64) {
-        let epoch = *self.epoch.get_or_insert(now);
-        let arrival = (now.saturating_duration_since(epoch).as_nanos() * SAMPLE_RATE
-            / 1_000_000_000) as i64;
-        if let Some(slot) = self.delays.get_mut(self.delay_next) {
-            *slot = arrival - ext;
-        }
-        self.delay_next = (self.delay_next + 1) % DELAY_HISTORY;
-        self.delay_count = (self.delay_count + 1).min(DELAY_HISTORY);
-        self.update_target();
-    }
-
-    fn update_target(&mut self) {
-        let count = self.delay_count;
-        let (Some(history), Some(scratch)) =
-            (self.delays.get(..count), self.scratch.get_mut(..count))
-        else {
-            return;
-        };
-        scratch.copy_from_slice(history);
-        let Some(&min) = scratch.iter().min() else {
-            return;
-        };
-        let rank = (count * 95 / 100).min(count.saturating_sub(1));
-        let (_, &mut p95, _) = scratch.select_nth_unstable(rank);
-        self.jitter = p95 - min;
-        self.target = if count < MIN_DELAY_HISTORY {
+    /// Feeds the estimator and the level window with one arrived packet whose timestamp
+    /// was `slack` samples ahead of the playout position.
+    fn record_arrival(&mut self, now: Instant, start: i64, slack: i64) {
+        let behind_fastest = self.estimator.record(now, start);
+        self.levels.note(slack + behind_fastest);
+        self.target = if self.estimator.len() < MIN_DELAY_HISTORY {
             self.start_delay()
         } else {
             let min_delay = i64::from(self.config.min_delay_ms) * SAMPLES_PER_MS;
             let max_delay = i64::from(self.config.max_delay_ms) * SAMPLES_PER_MS;
-            align_up(self.jitter.clamp(min_delay, max_delay))
+            align_up(self.estimator.jitter().clamp(min_delay, max_delay))
         };
     }
 
     fn adjust_allowed(&self, now: Instant, interval: Duration) -> bool {
-        self.delay_count >= MIN_DELAY_HISTORY
-            && self.level_pops >= LEVEL_WINDOW_POPS
+        self.estimator.len() >= MIN_DELAY_HISTORY
+            && self.levels.settled()
             && !self.plc.is_concealing()
             && self
                 .last_adjust
                 .is_none_or(|t| now.saturating_duration_since(t) >= interval)
     }
 
-    fn level(&self) -> i64 {
-        self.level_min_current.min(self.level_min_previous)
-    }
-
-    fn track_level(&mut self) {
-        let level = (self.newest_end - self.play).max(0);
-        self.level_min_current = self.level_min_current.min(level);
-        self.level_pops = self.level_pops.saturating_add(1);
-        if self.level_pops % LEVEL_WINDOW_POPS == 0 {
-            self.level_min_previous = self.level_min_current;
-            self.level_min_current = i64::MAX;
-        }
-    }
-
-    /// Shifts the remembered level minima after a deliberate change of the delay.
-    fn shift_level(&mut self, delta: i64) {
-        for level in [&mut self.level_min_current, &mut self.level_min_previous] {
-            if *level != i64::MAX {
-                *level = (*level + delta).max(0);
-            }
-        }
-    }
-
-    fn should_accelerate(&mut self, now: Instant) -> bool {
-        let excess = self.level() - self.target;
-        if excess < FRAME_I64 || self.level_pops < LEVEL_WINDOW_POPS {
+    fn track_excess(&mut self, now: Instant) {
+        let excess = self.levels.level().map(|level| level - self.target);
+        if excess.is_some_and(|e| e >= FRAME_I64) {
+            self.excess_since.get_or_insert(now);
+        } else {
             self.excess_since = None;
-            return false;
         }
-        let excess_since = *self.excess_since.get_or_insert(now);
+    }
+
+    fn should_accelerate(&self, now: Instant) -> bool {
+        let (Some(level), Some(since)) = (self.levels.level(), self.excess_since) else {
+            return false;
+        };
         if !self.adjust_allowed(now, SHRINK_INTERVAL) {
             return false;
         }
@@ -575,8 +529,8 @@ impl JitterBuffer {
         // Prefer dropping quiet audio; drop voiced audio only for a large excess or after
         // waiting a while for a pause.
         two_frames.all(|p| self.block_is_quiet(p))
-            || excess > 2 * FRAME_I64
-            || now.saturating_duration_since(excess_since) >= SHRINK_PATIENCE
+            || level - self.target > 2 * FRAME_I64
+            || now.saturating_duration_since(since) >= SHRINK_PATIENCE
     }
 
     fn block_is_quiet(&self, pos: i64) -> bool {
@@ -597,14 +551,15 @@ impl JitterBuffer {
             self.take_block(self.play + FRAME_I64 + (half * BLOCK) as i64, chunk);
         }
         for (i, (o, &d)) in out.iter_mut().zip(dropped.iter()).enumerate() {
-            let w = (i + 1) as f32 / (FRAME_SAMPLES + 1) as f32;
+            // Ends exactly on the dropped frame's last sample, so the next frame follows on.
+            let w = (i + 1) as f32 / FRAME_SAMPLES as f32;
             let mixed = f32::from(*o) * (1.0 - w) + f32::from(d) * w;
             *o = mixed.round().clamp(-32768.0, 32767.0) as i16;
         }
         self.plc.good(out);
         self.advance_play(2 * FRAME_I64);
         self.inserted = 0;
-        self.shift_level(-FRAME_I64);
+        self.levels.shift(-FRAME_I64);
         self.last_adjust = Some(now);
         self.excess_since = None;
         self.stats.accelerated += 1;
@@ -612,17 +567,17 @@ impl JitterBuffer {
     }
 
     fn should_expand(&self, now: Instant) -> bool {
-        let deficit = self.target - self.level();
-        deficit > FRAME_I64
-            && (self.last_output_quiet || deficit > 2 * FRAME_I64)
-            && self.is_present(self.play)
-            && self.adjust_allowed(now, GROW_INTERVAL)
+        let Some(level) = self.levels.level() else {
+            return false;
+        };
+        let deficit = self.target - level;
+        deficit > FRAME_I64 && self.is_present(self.play) && self.adjust_allowed(now, GROW_INTERVAL)
     }
 
     /// Inserts one frame of concealment before the next real frame.
     fn expand(&mut self, now: Instant, out: &mut [i16; FRAME_SAMPLES]) -> FrameKind {
         let audible = self.plc.conceal(out);
-        self.shift_level(FRAME_I64);
+        self.levels.shift(FRAME_I64);
         self.last_adjust = Some(now);
         self.stats.expanded += 1;
         if audible {
@@ -636,9 +591,9 @@ impl JitterBuffer {
         let mut kinds = [BlockKind::Silence; FRAME_SAMPLES / BLOCK];
         let mut underrun = false;
         for (kind, chunk) in kinds.iter_mut().zip(out.chunks_exact_mut(BLOCK)) {
-            let (block_kind, expanded) = self.play_block(chunk);
+            let (block_kind, new_underrun) = self.play_block(chunk);
             *kind = block_kind;
-            underrun |= expanded;
+            underrun |= new_underrun;
         }
         if underrun {
             self.stats.expanded += 1;
@@ -654,11 +609,7 @@ impl JitterBuffer {
 
     /// Outputs the block at `play`; returns its kind and whether an underrun began.
     fn play_block(&mut self, out: &mut [i16]) -> (BlockKind, bool) {
-        let next = if self.is_present(self.play) {
-            Some(self.play)
-        } else {
-            self.next_present_from(self.play)
-        };
+        let next = self.next_present_from(self.play);
         if let Some(next) = next {
             // Concealment already output without advancing covers (part of) the gap.
             let skip = (next - self.play).min(self.inserted);

@@ -1,6 +1,7 @@
 pub mod bargein;
 pub mod denoise;
 pub mod dtmf;
+pub mod echo;
 pub mod g711;
 pub mod jitter;
 pub mod playout;
@@ -8,5 +9,6 @@ pub mod plc;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
+pub mod session;
 pub mod vad;
 pub mod wav;

@@ -10,13 +10,17 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::bargein::{BargeInConfig, BargeInDecision, BargeInDetector};
 use crate::dtmf::DtmfDecoder;
 use crate::g711::Codec;
 use crate::jitter::{JitterBuffer, JitterConfig};
 use crate::playout::{Chunk, Playout, PlayoutConfig, PlayoutError, PlayoutEvent};
+use crate::rtcp::{
+    build_compound, parse_compound, CompoundReport, LastSenderReport, NtpTime, ReportBlock,
+    RtcpScheduler, SenderInfo,
+};
 use crate::rtp::{PayloadTypeSet, RtpReceiver, RtpReceiverConfig, RtpSender};
 use crate::vad::VadResult;
 
@@ -36,6 +40,9 @@ pub struct SessionConfig {
     pub jitter: JitterConfig,
     pub bargein: BargeInConfig,
     pub max_queued_ms: u32,
+    pub rtcp_interval: Duration,
+    /// SDES CNAME for our RTCP.
+    pub cname: String,
     /// Random bases for the outbound stream (RFC 3550 §5.1).
     pub ssrc: u32,
     pub seq_base: u16,
@@ -104,6 +111,11 @@ pub struct SessionStats {
     pub ticks: u64,
     pub max_lateness: Duration,
     pub vad_results: u64,
+    pub rtcp_sent: u64,
+    pub rtcp_received: u64,
+    pub rtcp_malformed: u64,
+    /// From the remote's report blocks about our stream (LSR/DLSR).
+    pub round_trip: Option<Duration>,
 }
 
 enum Pending {
@@ -138,6 +150,12 @@ pub struct MediaSession {
     truncated: Vec<TruncatedChunk>,
     events: VecDeque<MediaEvent>,
     stats: SessionStats,
+    rtcp: RtcpScheduler,
+    rtcp_buf: Vec<u8>,
+    last_sr: Option<LastSenderReport>,
+    cname: String,
+    /// xorshift state for RTCP interval randomisation (no RNG dependency in media/).
+    rng: u64,
 }
 
 impl MediaSession {
@@ -145,6 +163,7 @@ impl MediaSession {
     pub fn new(cfg: SessionConfig, now: Instant) -> Result<Self, String> {
         let sender = RtpSender::new(cfg.ssrc, cfg.seq_base, cfg.ts_base, cfg.payload_type)
             .map_err(|e| e.to_string())?;
+        let jitter = JitterBuffer::new(cfg.jitter).map_err(|e| e.to_string())?;
         Ok(MediaSession {
             codec: cfg.codec,
             payload_type: cfg.payload_type,
@@ -154,8 +173,8 @@ impl MediaSession {
                 accepted_payload_types: accepted(cfg.payload_type, cfg.dtmf_payload_type),
                 ..RtpReceiverConfig::default()
             }),
-            jitter: JitterBuffer::new(cfg.jitter),
-            dtmf: DtmfDecoder::new(),
+            jitter,
+            dtmf: DtmfDecoder::new(8000),
             playout: Playout::new(
                 PlayoutConfig {
                     ptime_ms: 20,
@@ -177,6 +196,11 @@ impl MediaSession {
             truncated: Vec::new(),
             events: VecDeque::new(),
             stats: SessionStats::default(),
+            rtcp: RtcpScheduler::new(now, cfg.rtcp_interval, 0.5),
+            rtcp_buf: Vec::with_capacity(128),
+            last_sr: None,
+            cname: cfg.cname,
+            rng: u64::from(cfg.ssrc) | 1,
         })
     }
 
@@ -187,7 +211,10 @@ impl MediaSession {
         };
         let payload = info.payload(data);
         if Some(info.payload_type) == self.dtmf_payload_type {
-            if let Some(ev) = self.dtmf.on_packet(info.timestamp, info.marker, payload) {
+            if let Some(ev) = self
+                .dtmf
+                .on_packet(now, info.timestamp, info.marker, payload)
+            {
                 self.events.push_back(MediaEvent::Dtmf { digit: ev.digit });
             }
             return;
@@ -200,7 +227,6 @@ impl MediaSession {
         self.codec.decode_into(payload, &mut self.decode_buf);
         self.jitter.push(
             now,
-            info.seq,
             info.timestamp,
             info.ssrc,
             info.marker,
@@ -220,6 +246,10 @@ impl MediaSession {
         self.stats.ticks += 1;
         self.stats.max_lateness = self.stats.max_lateness.max(frame.lateness);
         self.jitter.pop(now, &mut self.caller_frame);
+        // A press whose end packets were all lost is reported after a timeout.
+        if let Some(ev) = self.dtmf.on_timeout(now) {
+            self.events.push_back(MediaEvent::Dtmf { digit: ev.digit });
+        }
         let index = (self.caller_samples / FRAME_SAMPLES as u64) as usize % FRAME_HISTORY;
         if let Some(slot) = self.frame_deadlines.get_mut(index) {
             *slot = Some(frame.deadline);
@@ -251,10 +281,9 @@ impl MediaSession {
     fn collect_playout_events(&mut self) {
         while let Some(ev) = self.playout.poll_event() {
             match ev {
-                PlayoutEvent::Started { playback_id } => {
-                    self.events
-                        .push_back(MediaEvent::PlaybackStarted { playback_id })
-                }
+                PlayoutEvent::Started { playback_id } => self
+                    .events
+                    .push_back(MediaEvent::PlaybackStarted { playback_id }),
                 PlayoutEvent::MarkReached { playback_id, mark } => self
                     .events
                     .push_back(MediaEvent::MarkReached { playback_id, mark }),
@@ -337,6 +366,58 @@ impl MediaSession {
             }
             None => {}
         }
+    }
+
+    /// An RTCP compound packet from the caller (RTP port + 1).
+    pub fn on_rtcp(&mut self, now: Instant, wallclock: SystemTime, data: &[u8]) {
+        let Ok(report) = parse_compound(data) else {
+            self.stats.rtcp_malformed += 1;
+            return;
+        };
+        self.stats.rtcp_received += 1;
+        if let Some(info) = &report.sender_info {
+            self.last_sr = Some(LastSenderReport::new(info, now));
+        }
+        let arrival = NtpTime::from_system_time(wallclock);
+        let rtt = report
+            .blocks_about(self.sender.ssrc())
+            .find_map(|b| b.round_trip_time(arrival));
+        if rtt.is_some() {
+            self.stats.round_trip = rtt;
+        }
+    }
+
+    /// Our next RTCP report (SR while sending, else RR), when one is due.
+    pub fn poll_rtcp(&mut self, now: Instant, wallclock: SystemTime) -> Option<&[u8]> {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let unit = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+        if !self.rtcp.poll(now, unit) {
+            return None;
+        }
+        let sender_info = (self.sending && self.sender.packets_sent() > 0).then(|| SenderInfo {
+            ntp: NtpTime::from_system_time(wallclock),
+            rtp_timestamp: self.sender.next_timestamp(),
+            packet_count: self.sender.packets_sent(),
+            octet_count: self.sender.octets_sent(),
+        });
+        let report_block = self
+            .receiver
+            .take_reception_report()
+            .map(|r| ReportBlock::from_reception(&r, self.last_sr.as_ref(), now));
+        build_compound(
+            &CompoundReport {
+                ssrc: self.sender.ssrc(),
+                sender_info,
+                report_block,
+                cname: &self.cname,
+                bye: false,
+            },
+            &mut self.rtcp_buf,
+        );
+        self.stats.rtcp_sent += 1;
+        Some(&self.rtcp_buf)
     }
 
     pub fn poll_event(&mut self) -> Option<MediaEvent> {

@@ -26,12 +26,9 @@ use framing::TcpFramer;
 
 mod framing;
 
-/// Which transport a message came in on or must go out on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    Udp,
-    Tcp,
-}
+/// Which transport a message came in on or must go out on (the UA core's enum, so the
+/// shell passes it through unchanged).
+pub use crate::message::Transport as TransportKind;
 
 /// One SIP message (or UDP datagram) received from the network.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -98,7 +98,10 @@ pub fn stop_latency_ms(
 
 /// The first voiced interval that starts after `after_ms` (the bot's reply to the caller).
 pub fn first_interval_after(intervals: &[[f64; 2]], after_ms: f64) -> Option<[f64; 2]> {
-    intervals.iter().copied().find(|[start, _]| *start > after_ms)
+    intervals
+        .iter()
+        .copied()
+        .find(|[start, _]| *start > after_ms)
 }
 
 /// Nearest-rank percentile (`p` in 0..=100) of unsorted values; None when empty.

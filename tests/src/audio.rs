@@ -45,19 +45,30 @@ pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), String> {
     let mut writer =
         hound::WavWriter::create(path, spec).map_err(|e| format!("{}: {e}", path.display()))?;
     for &s in samples {
-        writer.write_sample(s).map_err(|e| format!("{}: {e}", path.display()))?;
+        writer
+            .write_sample(s)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    writer.finalize().map_err(|e| format!("{}: {e}", path.display()))
+    writer
+        .finalize()
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn run_tool(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.output().map_err(|e| {
-        format!("cannot run {:?}: {e} (run scripts/install-test-deps.sh)", cmd.get_program())
+        format!(
+            "cannot run {:?}: {e} (run scripts/install-test-deps.sh)",
+            cmd.get_program()
+        )
     })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{:?} failed: {}",
+            cmd,
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 
@@ -66,23 +77,34 @@ fn run_tool(cmd: &mut Command) -> Result<(), String> {
 pub fn make_speech_wav(dir: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
     let raw = dir.join(format!("{name}.espeak.wav"));
     let out = dir.join(format!("{name}.wav"));
-    run_tool(Command::new("espeak-ng").args(["-v", "en-us", "-s", "170", "-w"]).arg(&raw).arg(text))?;
+    run_tool(
+        Command::new("espeak-ng")
+            .args(["-v", "en-us", "-s", "170", "-w"])
+            .arg(&raw)
+            .arg(text),
+    )?;
     // silence 1 0.02 0.5% trims the start; reverse + again trims the end.
-    run_tool(Command::new("sox").arg(&raw).args(["-r", "8000", "-c", "1", "-b", "16"]).arg(&out).args([
-        "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse",
-    ]))?;
+    run_tool(
+        Command::new("sox")
+            .arg(&raw)
+            .args(["-r", "8000", "-c", "1", "-b", "16"])
+            .arg(&out)
+            .args([
+                "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%",
+                "reverse",
+            ]),
+    )?;
     Ok(out)
 }
 
 /// `input` preceded by `before_s` and followed by `after_s` seconds of digital silence
 /// (for baresip's aufile source, which hangs up when the file ends).
 pub fn pad_wav(input: &Path, output: &Path, before_s: f64, after_s: f64) -> Result<(), String> {
-    run_tool(
-        Command::new("sox")
-            .arg(input)
-            .arg(output)
-            .args(["pad", &format!("{before_s}"), &format!("{after_s}")]),
-    )
+    run_tool(Command::new("sox").arg(input).arg(output).args([
+        "pad",
+        &format!("{before_s}"),
+        &format!("{after_s}"),
+    ]))
 }
 
 /// `seconds` of digital silence as an 8 kHz mono s16 WAV.

@@ -22,14 +22,22 @@ pub fn drain_netstrings(buf: &mut Vec<u8>) -> Result<Vec<String>, String> {
     loop {
         let Some(colon) = buf.iter().position(|&b| b == b':') else {
             if buf.len() > 10 || !buf.iter().all(u8::is_ascii_digit) {
-                return Err(format!("bad netstring prefix {:?}", String::from_utf8_lossy(buf)));
+                return Err(format!(
+                    "bad netstring prefix {:?}",
+                    String::from_utf8_lossy(buf)
+                ));
             }
             return Ok(out);
         };
         let len: usize = std::str::from_utf8(&buf[..colon])
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad netstring length {:?}", String::from_utf8_lossy(&buf[..colon])))?;
+            .ok_or_else(|| {
+                format!(
+                    "bad netstring length {:?}",
+                    String::from_utf8_lossy(&buf[..colon])
+                )
+            })?;
         let end = colon + 1 + len;
         match buf.get(end) {
             None => return Ok(out), // incomplete
@@ -102,11 +110,16 @@ impl Baresip {
             rec = rec.display(),
         );
         let write = |name: &str, text: &str| {
-            std::fs::write(dir.join(name), text).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+            std::fs::write(dir.join(name), text)
+                .map_err(|e| format!("{}: {e}", dir.join(name).display()))
         };
         write("config", &config)?;
-        write("accounts", "<sip:caller@127.0.0.1>;regint=0;audio_codecs=PCMU,PCMA\n")?;
-        let log = std::fs::File::create(dir.join("baresip.log")).map_err(|e| format!("baresip.log: {e}"))?;
+        write(
+            "accounts",
+            "<sip:caller@127.0.0.1>;regint=0;audio_codecs=PCMU,PCMA\n",
+        )?;
+        let log = std::fs::File::create(dir.join("baresip.log"))
+            .map_err(|e| format!("baresip.log: {e}"))?;
         let log_err = log.try_clone().map_err(|e| format!("baresip.log: {e}"))?;
         let mut child = Command::new("baresip")
             .arg("-f")
@@ -126,7 +139,10 @@ impl Baresip {
                 Err(e) if Instant::now() >= deadline => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("baresip ctrl_tcp {ctrl_addr} not reachable: {e}; see {}", dir.join("baresip.log").display()));
+                    return Err(format!(
+                        "baresip ctrl_tcp {ctrl_addr} not reachable: {e}; see {}",
+                        dir.join("baresip.log").display()
+                    ));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
@@ -142,17 +158,27 @@ impl Baresip {
                     break;
                 }
                 buf.extend_from_slice(&chunk[..n]);
-                let Ok(frames) = drain_netstrings(&mut buf) else { break };
+                let Ok(frames) = drain_netstrings(&mut buf) else {
+                    break;
+                };
                 let mut events = sink.lock().unwrap_or_else(|p| p.into_inner());
                 events.extend(frames.iter().filter_map(|f| serde_json::from_str(f).ok()));
             }
         });
-        Ok(Baresip { child, dir, ctrl, events })
+        Ok(Baresip {
+            child,
+            dir,
+            ctrl,
+            events,
+        })
     }
 
     fn command(&mut self, command: &str, params: &str) -> Result<(), String> {
-        let json = serde_json::json!({ "command": command, "params": params, "token": command }).to_string();
-        self.ctrl.write_all(netstring(&json).as_bytes()).map_err(|e| format!("ctrl_tcp write: {e}"))
+        let json = serde_json::json!({ "command": command, "params": params, "token": command })
+            .to_string();
+        self.ctrl
+            .write_all(netstring(&json).as_bytes())
+            .map_err(|e| format!("ctrl_tcp write: {e}"))
     }
 
     /// Dials `uri`, e.g. `sip:bot@127.0.0.1:5060`.
@@ -178,7 +204,11 @@ impl Baresip {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("no {kind} event within {timeout:?}; events: {:?}; log {}", self.event_types(), self.dir.join("baresip.log").display()))
+        Err(format!(
+            "no {kind} event within {timeout:?}; events: {:?}; log {}",
+            self.event_types(),
+            self.dir.join("baresip.log").display()
+        ))
     }
 
     fn find_dump(&self, suffix: &str) -> Option<PathBuf> {
@@ -217,7 +247,12 @@ impl Drop for Baresip {
 
 /// One complete call: start baresip with `source_wav`, dial `target`, wait until the call is
 /// established and closed again (the source WAV's end hangs up), quit.
-pub fn call(run: &TestRun, target: SocketAddr, source_wav: &Path, timeout: Duration) -> Result<BaresipCall, String> {
+pub fn call(
+    run: &TestRun,
+    target: SocketAddr,
+    source_wav: &Path,
+    timeout: Duration,
+) -> Result<BaresipCall, String> {
     let mut phone = Baresip::start(run, source_wav)?;
     phone.dial(&format!("sip:bot@{target}"))?;
     let started = Instant::now();
@@ -238,7 +273,10 @@ mod tests {
         buf.extend_from_slice(b"tial,");
         assert_eq!(drain_netstrings(&mut buf).unwrap(), vec!["partial"]);
         assert!(buf.is_empty());
-        assert_eq!(drain_netstrings(&mut b"12".to_vec()).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            drain_netstrings(&mut b"12".to_vec()).unwrap(),
+            Vec::<String>::new()
+        );
         assert!(drain_netstrings(&mut b"x:abc,".to_vec()).is_err());
         assert!(drain_netstrings(&mut b"3:abcd".to_vec()).is_err());
         assert!(drain_netstrings(&mut b"hello".to_vec()).is_err());

@@ -30,7 +30,10 @@ impl Expect {
         if ok {
             Ok(())
         } else {
-            Err(format!("expected {self:?}, got {}", got.map_or("no response".to_string(), |s| s.to_string())))
+            Err(format!(
+                "expected {self:?}, got {}",
+                got.map_or("no response".to_string(), |s| s.to_string())
+            ))
         }
     }
 }
@@ -101,7 +104,9 @@ pub const SIP_CASES: &[SipCase] = &[
 
 /// `tests/corpus/sip/`.
 pub fn sip_corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus").join("sip")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join("sip")
 }
 
 /// The raw bytes of a case (placeholders not yet rendered).
@@ -132,12 +137,18 @@ mod tests {
 
     #[test]
     fn corpus_files_have_the_properties_their_names_claim() {
-        let text = |name: &str| String::from_utf8(load(SIP_CASES.iter().find(|c| c.file == name).unwrap()).unwrap()).unwrap();
+        let text = |name: &str| {
+            String::from_utf8(load(SIP_CASES.iter().find(|c| c.file == name).unwrap()).unwrap())
+                .unwrap()
+        };
         assert!(load(&SIP_CASES[2]).unwrap().is_empty());
         assert!(!text("truncated_invite.sip").contains("\r\n\r\n"));
         assert!(!text("missing_call_id.sip").contains("Call-ID"));
         assert!(!text("missing_cseq.sip").contains("CSeq"));
-        assert!(text("cseq_method_mismatch.sip").starts_with("OPTIONS ") && text("cseq_method_mismatch.sip").contains("CSeq: 1 INVITE"));
+        assert!(
+            text("cseq_method_mismatch.sip").starts_with("OPTIONS ")
+                && text("cseq_method_mismatch.sip").contains("CSeq: 1 INVITE")
+        );
         assert!(!text("missing_via.sip").contains("Via"));
         assert!(text("max_forwards_zero.sip").contains("Max-Forwards: 0\r\n"));
         assert!(!text("sdp_no_connection_line.sip").contains("c=IN"));
@@ -150,8 +161,16 @@ mod tests {
         assert!(text("oversized_message.sip").len() > 16384);
         for case in SIP_CASES.iter().filter(|c| c.file.ends_with(".sip")) {
             let t = text(case.file);
-            assert!(!t.contains("\n") || t.contains("\r\n"), "{} must use CRLF", case.file);
-            assert!(!t.replace("\r\n", "").contains('\n'), "{} has a bare LF", case.file);
+            assert!(
+                !t.contains("\n") || t.contains("\r\n"),
+                "{} must use CRLF",
+                case.file
+            );
+            assert!(
+                !t.replace("\r\n", "").contains('\n'),
+                "{} has a bare LF",
+                case.file
+            );
         }
     }
 
@@ -161,7 +180,10 @@ mod tests {
         assert!(Expect::Status(400).check(Some(200)).is_err());
         assert!(Expect::Status(400).check(None).is_err());
         assert!(Expect::Drop.check(None).is_ok());
-        assert!(Expect::Drop.check(Some(400)).unwrap_err().contains("got 400"));
+        assert!(Expect::Drop
+            .check(Some(400))
+            .unwrap_err()
+            .contains("got 400"));
         assert!(Expect::AnyOf(&[400, 488]).check(Some(488)).is_ok());
         assert!(Expect::AnyOf(&[400, 488]).check(Some(200)).is_err());
         assert!(Expect::AnyOf(&[400, 488]).check(None).is_err());

@@ -24,7 +24,13 @@ pub fn expect_reports(sipp: &SippRun, gw: &Gateway) -> Vec<PeerReport> {
 
 /// One call with the RTP peer: ACK, peer runs `peer_duration_s` (sending silence or
 /// `extra_peer_args`), BYE from SIPp after `hold_ms`.
-pub fn call_with_peer(run: &TestRun, gw: &Gateway, hold_ms: u64, peer_duration_s: f64, extra_peer_args: &str) -> (SippRun, PeerReport) {
+pub fn call_with_peer(
+    run: &TestRun,
+    gw: &Gateway,
+    hold_ms: u64,
+    peer_duration_s: f64,
+    extra_peer_args: &str,
+) -> (SippRun, PeerReport) {
     let sipp = Sipp::new(run, "uac_call_peer.xml", gw.sip_addr())
         .hold_ms(hold_ms)
         .peer_args(&format!("--duration {peer_duration_s} {extra_peer_args}"))
@@ -58,13 +64,22 @@ pub fn call_until_gateway_bye(
 
 /// `calls` concurrent calls (all started within `calls / rate` seconds), each with its own
 /// peer; SIPp hangs up each after `hold_ms`.
-pub fn concurrent_calls(run: &TestRun, gw: &Gateway, calls: u32, rate_per_s: u32, hold_ms: u64) -> (SippRun, Vec<PeerReport>) {
+pub fn concurrent_calls(
+    run: &TestRun,
+    gw: &Gateway,
+    calls: u32,
+    rate_per_s: u32,
+    hold_ms: u64,
+) -> (SippRun, Vec<PeerReport>) {
     let peer_s = hold_ms as f64 / 1000.0 + 0.5;
     let sipp = Sipp::new(run, "uac_call_peer.xml", gw.sip_addr())
         .calls(run, calls, calls, rate_per_s)
         .hold_ms(hold_ms)
         .peer_args(&format!("--duration {peer_s}"))
-        .timeout(Duration::from_millis(hold_ms) + Duration::from_secs(u64::from(calls / rate_per_s.max(1)) + 30))
+        .timeout(
+            Duration::from_millis(hold_ms)
+                + Duration::from_secs(u64::from(calls / rate_per_s.max(1)) + 30),
+        )
         .run();
     expect_success(&sipp, gw);
     let reports = expect_reports(&sipp, gw);

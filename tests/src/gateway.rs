@@ -44,7 +44,11 @@ impl Gateway {
     }
 
     /// Like `try_start` with an explicit binary (the harness self-check runs a stand-in).
-    pub fn try_start_bin(run: &TestRun, bin: &std::path::Path, overrides: &[(&str, &str)]) -> Result<Gateway, String> {
+    pub fn try_start_bin(
+        run: &TestRun,
+        bin: &std::path::Path,
+        overrides: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
         if !bin.is_file() {
             return Err(format!(
                 "{} not found: build it with `cargo build --release -p bargein-gateway` \
@@ -70,8 +74,16 @@ impl Gateway {
         for (key, value) in overrides {
             cmd.env(env_name(key), value);
         }
-        let child = cmd.spawn().map_err(|e| format!("spawn {}: {e}", bin.display()))?;
-        let mut gw = Gateway { child: Some(child), sip_addr, rtp_range, stdout_path, stderr_path };
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", bin.display()))?;
+        let mut gw = Gateway {
+            child: Some(child),
+            sip_addr,
+            rtp_range,
+            stdout_path,
+            stderr_path,
+        };
         gw.wait_ready(READY_TIMEOUT)?;
         Ok(gw)
     }
@@ -82,7 +94,10 @@ impl Gateway {
         let mut last = None;
         while Instant::now() < deadline {
             if let Some(status) = self.exit_status() {
-                return Err(format!("gateway exited ({status}) before answering OPTIONS\n{}", self.log_tail(40)));
+                return Err(format!(
+                    "gateway exited ({status}) before answering OPTIONS\n{}",
+                    self.log_tail(40)
+                ));
             }
             last = probe.options(Duration::from_millis(250));
             if last == Some(200) {
@@ -113,7 +128,9 @@ impl Gateway {
 
     /// Exit status if the process has ended.
     pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Last `lines` lines of stderr and stdout, for failure messages.
@@ -138,15 +155,26 @@ impl Gateway {
         }
         let probe = SipProbe::new(self.sip_addr).unwrap_or_else(|e| panic!("probe socket: {e}"));
         let answer = probe.options(Duration::from_secs(2));
-        assert_eq!(answer, Some(200), "gateway stopped answering OPTIONS\n{}", self.log_tail(60));
+        assert_eq!(
+            answer,
+            Some(200),
+            "gateway stopped answering OPTIONS\n{}",
+            self.log_tail(60)
+        );
         let logs = std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
             + &std::fs::read_to_string(&self.stdout_path).unwrap_or_default();
-        assert!(!logs.contains("panicked at"), "gateway logged a panic\n{}", self.log_tail(60));
+        assert!(
+            !logs.contains("panicked at"),
+            "gateway logged a panic\n{}",
+            self.log_tail(60)
+        );
     }
 
     /// Stops the gateway: SIGTERM, then SIGKILL after `grace`.
     pub fn stop(&mut self, grace: Duration) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         if let Ok(pid) = libc::pid_t::try_from(child.id()) {
             // SAFETY: signalling our own child process by its pid.
             unsafe {
@@ -177,8 +205,14 @@ mod tests {
 
     #[test]
     fn override_names() {
-        assert_eq!(env_name("calls.max_duration_s"), "GW__CALLS__MAX_DURATION_S");
-        assert_eq!(env_name("bot.demo.hangup_after_reply"), "GW__BOT__DEMO__HANGUP_AFTER_REPLY");
+        assert_eq!(
+            env_name("calls.max_duration_s"),
+            "GW__CALLS__MAX_DURATION_S"
+        );
+        assert_eq!(
+            env_name("bot.demo.hangup_after_reply"),
+            "GW__BOT__DEMO__HANGUP_AFTER_REPLY"
+        );
         assert_eq!(env_name("GW__LOG__LEVEL"), "GW__LOG__LEVEL");
     }
 }

@@ -24,7 +24,14 @@ pub struct PeerOptions {
 
 impl PeerOptions {
     pub fn new(bind: SocketAddr, remote: SocketAddr, duration_s: f64) -> PeerOptions {
-        PeerOptions { bind, remote, duration_s, send: None, payload_type: 0, record: true }
+        PeerOptions {
+            bind,
+            remote,
+            duration_s,
+            send: None,
+            payload_type: 0,
+            record: true,
+        }
     }
 
     /// The command-line arguments for `rtp_peer` (without `--report`/`--record`).
@@ -40,7 +47,12 @@ impl PeerOptions {
             self.payload_type.to_string(),
         ];
         if let Some((wav, at)) = &self.send {
-            args.extend(["--send".to_string(), wav.display().to_string(), "--send-at".to_string(), format!("{at}")]);
+            args.extend([
+                "--send".to_string(),
+                wav.display().to_string(),
+                "--send-at".to_string(),
+                format!("{at}"),
+            ]);
         }
         args
     }
@@ -57,11 +69,17 @@ pub struct RtpPeer {
 
 impl RtpPeer {
     /// Starts `peer_bin` with `options`; its files are `<dir>/<name>.json|.rx.wav|.err`.
-    pub fn spawn(peer_bin: &Path, dir: &Path, name: &str, options: &PeerOptions) -> Result<RtpPeer, String> {
+    pub fn spawn(
+        peer_bin: &Path,
+        dir: &Path,
+        name: &str,
+        options: &PeerOptions,
+    ) -> Result<RtpPeer, String> {
         let report_path = dir.join(format!("{name}.json"));
         let record_path = options.record.then(|| dir.join(format!("{name}.rx.wav")));
         let stderr_path = dir.join(format!("{name}.err"));
-        let stderr = File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
+        let stderr =
+            File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
         let mut cmd = Command::new(peer_bin);
         cmd.args(options.args()).arg("--report").arg(&report_path);
         if let Some(rec) = &record_path {
@@ -73,7 +91,12 @@ impl RtpPeer {
             .stderr(stderr)
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", peer_bin.display()))?;
-        Ok(RtpPeer { child, report_path, record_path, stderr_path })
+        Ok(RtpPeer {
+            child,
+            report_path,
+            record_path,
+            stderr_path,
+        })
     }
 
     pub fn record_path(&self) -> Option<&Path> {
@@ -90,7 +113,9 @@ impl RtpPeer {
                     let err = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
                     return Err(format!("rtp_peer exited with {status}: {}", err.trim()));
                 }
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 Ok(None) => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();

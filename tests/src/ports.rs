@@ -67,7 +67,10 @@ impl PortBlock {
                 next_peer: AtomicU16::new(0),
             });
         }
-        Err(format!("all {BLOCK_COUNT} port blocks under {} are in use", lock_dir.display()))
+        Err(format!(
+            "all {BLOCK_COUNT} port blocks under {} are in use",
+            lock_dir.display()
+        ))
     }
 
     pub fn base(&self) -> u16 {
@@ -97,7 +100,9 @@ impl PortBlock {
 
     /// `n` fresh even RTP ports for peers.
     pub fn peer_ports(&self, n: usize) -> Vec<u16> {
-        (0..n).map(|_| self.base + rotate(&self.next_peer, PEER_RTP, 2)).collect()
+        (0..n)
+            .map(|_| self.base + rotate(&self.next_peer, PEER_RTP, 2))
+            .collect()
     }
 }
 
@@ -127,7 +132,9 @@ mod tests {
         let (lo, hi) = a.gateway_rtp_range();
         assert!(lo > a.gateway_sip() && hi < a.base() + BLOCK_SIZE);
         let peers = a.peer_ports(60);
-        assert!(peers.iter().all(|p| p % 2 == 0 && *p > hi && *p < a.base() + BLOCK_SIZE));
+        assert!(peers
+            .iter()
+            .all(|p| p % 2 == 0 && *p > hi && *p < a.base() + BLOCK_SIZE));
         let unique: std::collections::BTreeSet<_> = peers.iter().collect();
         assert_eq!(unique.len(), 60);
         let sip: Vec<u16> = (0..3).map(|_| a.client_sip()).collect();

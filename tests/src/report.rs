@@ -59,8 +59,7 @@ impl PeerReport {
     pub fn load(path: &Path) -> Result<PeerReport, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read peer report {}: {e}", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("bad peer report {}: {e}", path.display()))
+        serde_json::from_str(&text).map_err(|e| format!("bad peer report {}: {e}", path.display()))
     }
 
     /// Voiced milliseconds received inside `[from, to]`.
@@ -102,7 +101,10 @@ pub struct RxLog {
 
 impl RxLog {
     pub fn new() -> RxLog {
-        RxLog { packets: Vec::with_capacity(4096), ..RxLog::default() }
+        RxLog {
+            packets: Vec::with_capacity(4096),
+            ..RxLog::default()
+        }
     }
 
     pub fn push(&mut self, packet: RxPacket, source: SocketAddr) {
@@ -118,10 +120,19 @@ impl RxLog {
         &self.packets
     }
 
-    pub fn report(&self, local: &str, remote: &str, duration_ms: f64, tx: &TxSummary) -> PeerReport {
+    pub fn report(
+        &self,
+        local: &str,
+        remote: &str,
+        duration_ms: f64,
+        tx: &TxSummary,
+    ) -> PeerReport {
         let arrivals: Vec<f64> = self.packets.iter().map(|p| p.arrival_ms).collect();
         let (max_gap_ms, gaps_over_40ms) = gap_stats(&arrivals, GAP_LIMIT_MS);
-        let audio = self.packets.iter().filter_map(|p| p.rms.map(|r| (p.arrival_ms, r)));
+        let audio = self
+            .packets
+            .iter()
+            .filter_map(|p| p.rms.map(|r| (p.arrival_ms, r)));
         let voiced = voiced_intervals(audio, VOICED_RMS_THRESHOLD, HANGOVER_MS);
         let speech_end_ms = match (tx.speech_onset_ms, tx.speech_voiced_end_ms) {
             (Some(onset), Some(end)) => Some(onset + end),
@@ -129,10 +140,12 @@ impl RxLog {
         };
         let stop_latency = match (tx.speech_onset_ms, speech_end_ms) {
             (Some(onset), Some(end)) => {
-                let flags = self
-                    .packets
-                    .iter()
-                    .map(|p| (p.arrival_ms, p.rms.is_some_and(|r| r > VOICED_RMS_THRESHOLD)));
+                let flags = self.packets.iter().map(|p| {
+                    (
+                        p.arrival_ms,
+                        p.rms.is_some_and(|r| r > VOICED_RMS_THRESHOLD),
+                    )
+                });
                 Some(stop_latency_ms(flags, onset, end))
             }
             _ => None,
@@ -157,7 +170,13 @@ impl RxLog {
             speech_onset_ms: tx.speech_onset_ms,
             speech_end_ms,
             stop_latency_ms: stop_latency,
-            ssrcs: self.packets.iter().map(|p| p.ssrc).collect::<BTreeSet<_>>().into_iter().collect(),
+            ssrcs: self
+                .packets
+                .iter()
+                .map(|p| p.ssrc)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             payload_types: self
                 .packets
                 .iter()
@@ -193,7 +212,14 @@ mod tests {
     }
 
     fn audio(t: f64, seq: u16, rms: f64) -> RxPacket {
-        RxPacket { arrival_ms: t, ssrc: 7, payload_type: 0, sequence: seq, marker: false, rms: Some(rms) }
+        RxPacket {
+            arrival_ms: t,
+            ssrc: 7,
+            payload_type: 0,
+            sequence: seq,
+            marker: false,
+            rms: Some(rms),
+        }
     }
 
     /// A prompt from 100 ms, barge-in at 3000 ms, prompt stops at 3300 ms, speech ends at
@@ -224,7 +250,10 @@ mod tests {
         };
         let r = barge_in_log().report("127.0.0.1:1", "127.0.0.1:2", 7000.0, &tx);
         assert_eq!(r.first_rx_ms, Some(100.0));
-        assert_eq!(r.voiced_intervals_ms, vec![[100.0, 3300.0], [5500.0, 6500.0]]);
+        assert_eq!(
+            r.voiced_intervals_ms,
+            vec![[100.0, 3300.0], [5500.0, 6500.0]]
+        );
         assert_eq!(r.speech_end_ms, Some(5000.0));
         assert!((r.stop_latency_ms.unwrap() - 280.0).abs() < 1e-6);
         assert_eq!(r.reply_interval_ms, Some([5500.0, 6500.0]));
@@ -256,7 +285,9 @@ mod tests {
         std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(PeerReport::load(&path).unwrap(), r);
         std::fs::write(&path, "{not json").unwrap();
-        assert!(PeerReport::load(&path).unwrap_err().contains("bad peer report"));
+        assert!(PeerReport::load(&path)
+            .unwrap_err()
+            .contains("bad peer report"));
         assert!(PeerReport::load(&dir.join("missing.json")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -38,7 +38,9 @@ pub enum RtpError {
 impl fmt::Display for RtpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RtpError::TooShort(n) => write!(f, "datagram of {n} bytes is shorter than an RTP header"),
+            RtpError::TooShort(n) => {
+                write!(f, "datagram of {n} bytes is shorter than an RTP header")
+            }
             RtpError::BadVersion(v) => write!(f, "RTP version {v}, expected 2"),
             RtpError::LooksLikeRtcp(pt) => write!(f, "packet type {pt} looks like RTCP"),
             RtpError::Truncated(what) => write!(f, "packet truncated inside the {what}"),
@@ -122,9 +124,17 @@ pub fn silence_byte(payload_type: u8) -> u8 {
 pub fn encode_g711(payload_type: u8, samples: &[i16], out: &mut Vec<u8>) {
     out.clear();
     if payload_type == PT_PCMA {
-        out.extend(samples.iter().map(|&s| audio_codec_algorithms::encode_alaw(s)));
+        out.extend(
+            samples
+                .iter()
+                .map(|&s| audio_codec_algorithms::encode_alaw(s)),
+        );
     } else {
-        out.extend(samples.iter().map(|&s| audio_codec_algorithms::encode_ulaw(s)));
+        out.extend(
+            samples
+                .iter()
+                .map(|&s| audio_codec_algorithms::encode_ulaw(s)),
+        );
     }
 }
 
@@ -133,8 +143,16 @@ pub fn encode_g711(payload_type: u8, samples: &[i16], out: &mut Vec<u8>) {
 pub fn decode_g711(payload_type: u8, payload: &[u8], out: &mut Vec<i16>) -> bool {
     out.clear();
     match payload_type {
-        PT_PCMU => out.extend(payload.iter().map(|&b| audio_codec_algorithms::decode_ulaw(b))),
-        PT_PCMA => out.extend(payload.iter().map(|&b| audio_codec_algorithms::decode_alaw(b))),
+        PT_PCMU => out.extend(
+            payload
+                .iter()
+                .map(|&b| audio_codec_algorithms::decode_ulaw(b)),
+        ),
+        PT_PCMA => out.extend(
+            payload
+                .iter()
+                .map(|&b| audio_codec_algorithms::decode_alaw(b)),
+        ),
         _ => return false,
     }
     true
@@ -145,7 +163,13 @@ mod tests {
     use super::*;
 
     fn header() -> RtpHeader {
-        RtpHeader { marker: true, payload_type: 8, sequence: 0xfffe, timestamp: 0x01020304, ssrc: 0xdeadbeef }
+        RtpHeader {
+            marker: true,
+            payload_type: 8,
+            sequence: 0xfffe,
+            timestamp: 0x01020304,
+            ssrc: 0xdeadbeef,
+        }
     }
 
     #[test]
@@ -160,7 +184,20 @@ mod tests {
 
     #[test]
     fn parse_skips_csrcs_extension_and_padding() {
-        let mut pkt = vec![0x80 | 0x20 | 0x10 | 0x01, 0x00, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7];
+        let mut pkt = vec![
+            0x80 | 0x20 | 0x10 | 0x01,
+            0x00,
+            0,
+            1,
+            0,
+            0,
+            0,
+            160,
+            0,
+            0,
+            0,
+            7,
+        ];
         pkt.extend_from_slice(&[9, 9, 9, 9]); // one CSRC
         pkt.extend_from_slice(&[0xBE, 0xDE, 0, 1, 5, 5, 5, 5]); // extension of one word
         pkt.extend_from_slice(&[42, 43]); // payload
@@ -180,11 +217,20 @@ mod tests {
         let rtcp = [0x80, 0xC8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0]; // sender report, PT 200
         assert_eq!(parse_packet(&rtcp), Err(RtpError::LooksLikeRtcp(200)));
         let csrc_missing = [0x82, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
-        assert_eq!(parse_packet(&csrc_missing), Err(RtpError::Truncated("CSRC list")));
+        assert_eq!(
+            parse_packet(&csrc_missing),
+            Err(RtpError::Truncated("CSRC list"))
+        );
         let ext_missing = [0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xBE];
-        assert_eq!(parse_packet(&ext_missing), Err(RtpError::Truncated("extension header")));
+        assert_eq!(
+            parse_packet(&ext_missing),
+            Err(RtpError::Truncated("extension header"))
+        );
         let ext_body_missing = [0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xBE, 0xDE, 0, 9];
-        assert_eq!(parse_packet(&ext_body_missing), Err(RtpError::Truncated("extension body")));
+        assert_eq!(
+            parse_packet(&ext_body_missing),
+            Err(RtpError::Truncated("extension body"))
+        );
         let bad_pad = [0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 9];
         assert_eq!(parse_packet(&bad_pad), Err(RtpError::BadPadding(9)));
         let zero_pad = [0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];

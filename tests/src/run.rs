@@ -77,7 +77,13 @@ impl TestRun {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let ports = PortBlock::acquire(&root.join(".locks"))?;
         let peer_bin = rtp_peer_bin()?;
-        Ok(TestRun { name: name.to_string(), dir, ports, peer_bin, seq: AtomicU32::new(0) })
+        Ok(TestRun {
+            name: name.to_string(),
+            dir,
+            ports,
+            peer_bin,
+            seq: AtomicU32::new(0),
+        })
     }
 
     pub fn name(&self) -> &str {

@@ -110,15 +110,30 @@ impl Sipp {
             csv.push_str(&format!("{port}\n"));
         }
         std::fs::write(self.dir.join("ports.csv"), csv).map_err(|e| format!("ports.csv: {e}"))?;
-        let out = File::create(self.dir.join("sipp.stdout.log")).map_err(|e| format!("sipp log: {e}"))?;
-        let err = File::create(self.dir.join("sipp.stderr.log")).map_err(|e| format!("sipp log: {e}"))?;
+        let out =
+            File::create(self.dir.join("sipp.stdout.log")).map_err(|e| format!("sipp log: {e}"))?;
+        let err =
+            File::create(self.dir.join("sipp.stderr.log")).map_err(|e| format!("sipp log: {e}"))?;
         let mut cmd = Command::new("sipp");
-        cmd.current_dir(&self.dir).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
         cmd.arg(self.target.to_string())
             .args(["-sf", &self.scenario, "-s", "bot"])
             .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
-            .args(["-p", &self.local_port.to_string(), "-mp", &self.media_port.to_string()])
-            .args(["-m", &self.calls.to_string(), "-l", &self.concurrent.to_string()])
+            .args([
+                "-p",
+                &self.local_port.to_string(),
+                "-mp",
+                &self.media_port.to_string(),
+            ])
+            .args([
+                "-m",
+                &self.calls.to_string(),
+                "-l",
+                &self.concurrent.to_string(),
+            ])
             .args(["-r", &self.rate_per_s.to_string(), "-rp", "1000"])
             .args(["-d", &self.hold_ms.to_string()])
             .args(["-inf", "ports.csv"])
@@ -129,7 +144,11 @@ impl Sipp {
             .args(["-trace_msg", "-message_file", "messages.log"])
             .args(["-trace_err", "-error_file", "errors.log"])
             .args(["-trace_stat", "-stf", "stat.csv", "-fd", "1"])
-            .args(["-timeout", &format!("{}s", self.timeout.as_secs().max(1)), "-timeout_error"])
+            .args([
+                "-timeout",
+                &format!("{}s", self.timeout.as_secs().max(1)),
+                "-timeout_error",
+            ])
             .arg("-nostdin");
         if self.tcp {
             cmd.args(["-t", "t1"]);
@@ -141,8 +160,14 @@ impl Sipp {
     /// Starts SIPp without waiting.
     pub fn spawn(self) -> Result<SippChild, String> {
         let mut cmd = self.command()?;
-        let child = cmd.spawn().map_err(|e| format!("spawn sipp: {e} (run scripts/install-test-deps.sh)"))?;
-        Ok(SippChild { child, started: Instant::now(), sipp: self })
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn sipp: {e} (run scripts/install-test-deps.sh)"))?;
+        Ok(SippChild {
+            child,
+            started: Instant::now(),
+            sipp: self,
+        })
     }
 
     /// Runs SIPp to completion (or until the timeout, then kills it).
@@ -209,7 +234,9 @@ fn read_or_empty(path: &Path) -> String {
 
 fn tail(text: &str, max_chars: usize) -> &str {
     let start = text.len().saturating_sub(max_chars);
-    let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
     &text[start..]
 }
 
@@ -284,7 +311,13 @@ impl SippRun {
             })
             .collect();
         if !missing.is_empty() {
-            return Err(format!("{} of {} peer reports missing in {}:\n{}", missing.len(), self.calls, self.dir.display(), missing.join("\n")));
+            return Err(format!(
+                "{} of {} peer reports missing in {}:\n{}",
+                missing.len(),
+                self.calls,
+                self.dir.display(),
+                missing.join("\n")
+            ));
         }
         paths.iter().map(|p| PeerReport::load(p)).collect()
     }
@@ -302,7 +335,10 @@ impl SippRun {
 pub fn parse_trace_stat(text: &str) -> Result<HashMap<String, String>, String> {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let header = lines.first().ok_or("empty trace_stat file")?;
-    let last = lines.get(1..).and_then(<[&str]>::last).ok_or("trace_stat file has no data row")?;
+    let last = lines
+        .get(1..)
+        .and_then(<[&str]>::last)
+        .ok_or("trace_stat file has no data row")?;
     Ok(header
         .split(';')
         .zip(last.split(';'))

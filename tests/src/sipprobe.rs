@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 static UNIQUE: AtomicU64 = AtomicU64::new(1);
 
 fn unique() -> String {
-    format!("{}x{}", std::process::id(), UNIQUE.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}x{}",
+        std::process::id(),
+        UNIQUE.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A response received by the probe.
@@ -44,7 +48,8 @@ pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
     head.split("\r\n").skip(1).find_map(|line| {
         let (key, value) = line.split_once(':')?;
         let key = key.trim();
-        let matches = key.eq_ignore_ascii_case(name) || compact.is_some_and(|c| key.eq_ignore_ascii_case(c));
+        let matches =
+            key.eq_ignore_ascii_case(name) || compact.is_some_and(|c| key.eq_ignore_ascii_case(c));
         matches.then(|| value.trim())
     })
 }
@@ -80,7 +85,11 @@ impl SipProbe {
     pub fn bind(target: SocketAddr, port: u16) -> std::io::Result<SipProbe> {
         let socket = UdpSocket::bind(("127.0.0.1", port))?;
         let local = socket.local_addr()?;
-        Ok(SipProbe { socket, local, target })
+        Ok(SipProbe {
+            socket,
+            local,
+            target,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -124,7 +133,9 @@ impl SipProbe {
         let mut buf = vec![0u8; 65536];
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
-            self.socket.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok()?;
+            self.socket
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .ok()?;
             let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
                 if Instant::now() >= deadline {
                     return None;
@@ -133,7 +144,10 @@ impl SipProbe {
             };
             let datagram = buf.get(..n)?;
             if let Some(status) = parse_status(datagram) {
-                return Some(SipResponse { status, text: String::from_utf8_lossy(datagram).into_owned() });
+                return Some(SipResponse {
+                    status,
+                    text: String::from_utf8_lossy(datagram).into_owned(),
+                });
             }
         }
     }
@@ -172,7 +186,11 @@ Content-Length: 0\r\n\r\n";
 /// Sends `template` (placeholders rendered) from a fresh socket; returns the first final status
 /// within `timeout`, None if nothing (final) came back. A non-2xx final response to an INVITE is
 /// acknowledged so the gateway stops retransmitting it.
-pub fn send_udp_and_wait_response(target: SocketAddr, template: &[u8], timeout: Duration) -> Option<u16> {
+pub fn send_udp_and_wait_response(
+    target: SocketAddr,
+    template: &[u8],
+    timeout: Duration,
+) -> Option<u16> {
     let probe = SipProbe::new(target).ok()?;
     let request = probe.render(template);
     probe.send(&request).ok()?;
@@ -193,7 +211,10 @@ mod tests {
 
     #[test]
     fn status_parsing() {
-        assert_eq!(parse_status(b"SIP/2.0 488 Not Acceptable Here\r\n"), Some(488));
+        assert_eq!(
+            parse_status(b"SIP/2.0 488 Not Acceptable Here\r\n"),
+            Some(488)
+        );
         assert_eq!(parse_status(b"SIP/2.0 200"), Some(200));
         assert_eq!(parse_status(b"SIP/2.0 99 x"), None);
         assert_eq!(parse_status(b"SIP/2.0 abc"), None);
@@ -206,8 +227,15 @@ mod tests {
         let invite = "INVITE sip:bot@127.0.0.1:5060 SIP/2.0\r\nv: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bK1\r\n\
 From: <sip:a@x>;tag=1\r\nTo: <sip:bot@x>\r\nCall-ID: c1\r\nCSeq: 7 INVITE\r\n\r\nv=0\r\nTo: body\r\n";
         let response = "SIP/2.0 488 Not Acceptable Here\r\nTo: <sip:bot@x>;tag=gw\r\n\r\n";
-        assert_eq!(header(invite, "Via"), Some("SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bK1"));
-        assert_eq!(header(invite, "to"), Some("<sip:bot@x>"), "body lines are not headers");
+        assert_eq!(
+            header(invite, "Via"),
+            Some("SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bK1")
+        );
+        assert_eq!(
+            header(invite, "to"),
+            Some("<sip:bot@x>"),
+            "body lines are not headers"
+        );
         assert_eq!(header(invite, "Missing"), None);
         let ack = ack_for_non_2xx(invite, response).unwrap();
         assert!(ack.starts_with("ACK sip:bot@127.0.0.1:5060 SIP/2.0\r\n"));
@@ -223,9 +251,16 @@ From: <sip:a@x>;tag=1\r\nTo: <sip:bot@x>\r\nCall-ID: c1\r\nCSeq: 7 INVITE\r\n\r\
         let probe = SipProbe::new(target).unwrap();
         let a = probe.render(b"x {{TARGET}} {{LOCAL}} {{BRANCH}} \xff\x00{{");
         let text = String::from_utf8_lossy(&a);
-        assert!(text.starts_with(&format!("x 127.0.0.1:5060 {} z9hG4bK-probe-", probe.local_addr())));
+        assert!(text.starts_with(&format!(
+            "x 127.0.0.1:5060 {} z9hG4bK-probe-",
+            probe.local_addr()
+        )));
         assert!(a.ends_with(b" \xff\x00{{"));
-        assert_ne!(probe.render(b"{{BRANCH}}"), probe.render(b"{{BRANCH}}"), "unique per send");
+        assert_ne!(
+            probe.render(b"{{BRANCH}}"),
+            probe.render(b"{{BRANCH}}"),
+            "unique per send"
+        );
     }
 
     #[test]

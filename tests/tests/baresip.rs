@@ -16,13 +16,26 @@ fn baresip_call_records_the_prompt() {
     let mut gw = Gateway::start(&run, &[]);
     let call = baresip::call(&run, gw.sip_addr(), &silence, Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("{e}\n{}", gw.log_tail(40)));
-    assert!(call.events.iter().any(|e| e == "CALL_ESTABLISHED"), "{:?}", call.events);
-    let wav = call.received_wav.unwrap_or_else(|| panic!("baresip recorded nothing; see {}", call.log.display()));
+    assert!(
+        call.events.iter().any(|e| e == "CALL_ESTABLISHED"),
+        "{:?}",
+        call.events
+    );
+    let wav = call
+        .received_wav
+        .unwrap_or_else(|| panic!("baresip recorded nothing; see {}", call.log.display()));
     let received = read_wav(&wav).unwrap();
     let voiced = wav_voiced_intervals(&received);
     let len_ms = received.len() as f64 / 8.0;
-    assert!(total_ms(&voiced) >= 1000.0, "prompt not heard by baresip: {voiced:?} in {}", wav.display());
-    assert!(total_ms(&voiced) >= 0.5 * len_ms, "prompt should fill most of the call: {voiced:?} of {len_ms} ms");
+    assert!(
+        total_ms(&voiced) >= 1000.0,
+        "prompt not heard by baresip: {voiced:?} in {}",
+        wav.display()
+    );
+    assert!(
+        total_ms(&voiced) >= 0.5 * len_ms,
+        "prompt should fill most of the call: {voiced:?} of {len_ms} ms"
+    );
     gw.assert_healthy();
 }
 
@@ -44,11 +57,23 @@ fn baresip_barge_in_stops_prompt_and_gets_reply() {
     };
     let sent = wav_voiced_intervals(&read_wav(&tx).unwrap());
     let heard = wav_voiced_intervals(&read_wav(&rx).unwrap());
-    let (Some(first), Some(last)) = (sent.first(), sent.last()) else { panic!("baresip sent no speech: {}", tx.display()) };
+    let (Some(first), Some(last)) = (sent.first(), sent.last()) else {
+        panic!("baresip sent no speech: {}", tx.display())
+    };
     let (onset, end) = (first[0], last[1]);
     let ctx = format!("sent speech {onset:.0}-{end:.0} ms, heard {heard:?}");
-    assert!(overlap_ms(&heard, 0.0, onset) >= 1000.0, "prompt before speech: {ctx}");
-    assert_eq!(overlap_ms(&heard, onset + 1300.0, end), 0.0, "prompt continued over the caller: {ctx}");
-    assert!(heard.iter().any(|[a, b]| *a > end && b - a >= 1000.0), "no reply after the speech: {ctx}");
+    assert!(
+        overlap_ms(&heard, 0.0, onset) >= 1000.0,
+        "prompt before speech: {ctx}"
+    );
+    assert_eq!(
+        overlap_ms(&heard, onset + 1300.0, end),
+        0.0,
+        "prompt continued over the caller: {ctx}"
+    );
+    assert!(
+        heard.iter().any(|[a, b]| *a > end && b - a >= 1000.0),
+        "no reply after the speech: {ctx}"
+    );
     gw.assert_healthy();
 }

@@ -14,17 +14,42 @@ fn caller_hears_prompt_then_hangs_up() {
     let (_sipp, r) = call_with_peer(&run, &gw, 6000, 6.5, "");
     let why = summarize(&r);
 
-    let first = r.first_rx_ms.unwrap_or_else(|| panic!("no RTP from the gateway: {why}"));
-    assert!(first < 1000.0, "prompt must start right after the ACK: {why}");
-    assert!(r.packets_rx >= 250, "expected ~1 packet per 20 ms over 6 s: {why}");
-    assert_eq!(r.gaps_over_40ms, 0, "the gateway must send a packet every 20 ms: {why}");
+    let first = r
+        .first_rx_ms
+        .unwrap_or_else(|| panic!("no RTP from the gateway: {why}"));
+    assert!(
+        first < 1000.0,
+        "prompt must start right after the ACK: {why}"
+    );
+    assert!(
+        r.packets_rx >= 250,
+        "expected ~1 packet per 20 ms over 6 s: {why}"
+    );
+    assert_eq!(
+        r.gaps_over_40ms, 0,
+        "the gateway must send a packet every 20 ms: {why}"
+    );
     assert_eq!(r.ssrcs.len(), 1, "one SSRC per call: {:?}", r.ssrcs);
-    assert!(r.payload_types.iter().all(|pt| *pt == 0 || *pt == 8), "G.711 only: {:?}", r.payload_types);
-    assert_eq!(r.rx_sources, vec![r.remote.clone()], "RTP must come from the SDP address (symmetric RTP)");
+    assert!(
+        r.payload_types.iter().all(|pt| *pt == 0 || *pt == 8),
+        "G.711 only: {:?}",
+        r.payload_types
+    );
+    assert_eq!(
+        r.rx_sources,
+        vec![r.remote.clone()],
+        "RTP must come from the SDP address (symmetric RTP)"
+    );
     // The prompt is ~90 % voiced with the 200 ms hangover; demand well over half.
     let window = 6000.0 - first;
-    assert!(r.voiced_total_ms >= 1000.0, "at least 1 s of prompt speech: {why}");
-    assert!(r.voiced_ms_between(first, 6000.0) >= 0.6 * window, "prompt audio for most of the call: {why}");
+    assert!(
+        r.voiced_total_ms >= 1000.0,
+        "at least 1 s of prompt speech: {why}"
+    );
+    assert!(
+        r.voiced_ms_between(first, 6000.0) >= 0.6 * window,
+        "prompt audio for most of the call: {why}"
+    );
     gw.assert_healthy();
 }
 
@@ -37,8 +62,15 @@ fn gateway_hangs_up_at_max_duration() {
     let (sipp, r) = call_until_gateway_bye(&run, &gw, 6.0, None);
     let why = summarize(&r);
     let last = r.last_rx_ms.unwrap_or_else(|| panic!("no RTP: {why}"));
-    assert!((2500.0..=4000.0).contains(&last), "media must stop at the BYE after ~3 s: {why}");
-    assert!(sipp.elapsed < Duration::from_secs(12), "BYE took too long: {:?}", sipp.elapsed);
+    assert!(
+        (2500.0..=4000.0).contains(&last),
+        "media must stop at the BYE after ~3 s: {why}"
+    );
+    assert!(
+        sipp.elapsed < Duration::from_secs(12),
+        "BYE took too long: {:?}",
+        sipp.elapsed
+    );
     assert!(r.voiced_total_ms >= 1000.0, "prompt before the BYE: {why}");
     gw.assert_healthy();
 }
@@ -54,6 +86,9 @@ fn plain_call_over_tcp() {
         .timeout(Duration::from_secs(20))
         .run();
     expect_success(&sipp, &gw);
-    assert!(sipp.messages().contains("TCP message received"), "the call must have used TCP");
+    assert!(
+        sipp.messages().contains("TCP message received"),
+        "the call must have used TCP"
+    );
     gw.assert_healthy();
 }

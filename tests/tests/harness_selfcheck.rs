@@ -27,14 +27,39 @@ impl Uas {
         std::fs::copy(selfcheck_dir().join(scenario), dir.join(scenario)).unwrap();
         let ulaw = dir.join("prompt.ulaw");
         let prompt = bargein_e2e::run::repo_root().join("deploy/prompts/prompt.wav");
-        let sox = Command::new("sox").arg(&prompt).args(["-t", "ul"]).arg(&ulaw).status().unwrap();
+        let sox = Command::new("sox")
+            .arg(&prompt)
+            .args(["-t", "ul"])
+            .arg(&ulaw)
+            .status()
+            .unwrap();
         assert!(sox.success(), "sox failed");
         let port = run.ports().client_sip();
         let mut cmd = Command::new("sipp");
         cmd.current_dir(&dir)
-            .args(["-sf", scenario, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-nostdin"])
-            .args(["-p", &port.to_string(), "-mp", &run.ports().client_media().to_string()])
-            .args(["-trace_err", "-error_file", "errors.log", "-trace_msg", "-message_file", "messages.log"])
+            .args([
+                "-sf",
+                scenario,
+                "-i",
+                "127.0.0.1",
+                "-mi",
+                "127.0.0.1",
+                "-nostdin",
+            ])
+            .args([
+                "-p",
+                &port.to_string(),
+                "-mp",
+                &run.ports().client_media().to_string(),
+            ])
+            .args([
+                "-trace_err",
+                "-error_file",
+                "errors.log",
+                "-trace_msg",
+                "-message_file",
+                "messages.log",
+            ])
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
             .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
@@ -43,7 +68,10 @@ impl Uas {
         }
         let child = cmd.spawn().unwrap();
         std::thread::sleep(Duration::from_millis(300)); // let it bind
-        Uas { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) }
+        Uas {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
     }
 }
 
@@ -72,7 +100,11 @@ fn rtp_peer_against_itself() {
 
     // Each got the other's stream: ~200 packets at 20 ms, no gaps, one SSRC, the right codec.
     for (r, pt) in [(&ra, 8u8), (&rb, 0u8)] {
-        assert!(r.packets_rx >= 190 && r.packets_tx == 200, "{}", summarize(r));
+        assert!(
+            r.packets_rx >= 190 && r.packets_tx == 200,
+            "{}",
+            summarize(r)
+        );
         assert_eq!(r.gaps_over_40ms, 0, "{}", summarize(r));
         assert_eq!(r.payload_types, vec![pt]);
         assert_eq!(r.ssrcs.len(), 1);
@@ -82,19 +114,34 @@ fn rtp_peer_against_itself() {
     let onset = ra.speech_onset_ms.unwrap();
     assert!((1000.0..1050.0).contains(&onset), "{onset}");
     assert_eq!(rb.marker_packets_rx, 1);
-    assert_eq!(rb.voiced_intervals_ms.len(), 1, "{:?}", rb.voiced_intervals_ms);
+    assert_eq!(
+        rb.voiced_intervals_ms.len(),
+        1,
+        "{:?}",
+        rb.voiced_intervals_ms
+    );
     let [start, end] = rb.voiced_intervals_ms[0];
     let skew = 100.0; // the two peers start a few ms apart
-    assert!((start - onset).abs() < skew, "speech heard at {start}, sent at {onset}");
+    assert!(
+        (start - onset).abs() < skew,
+        "speech heard at {start}, sent at {onset}"
+    );
     let speech_len = ra.speech_end_ms.unwrap() - onset;
-    assert!((end - start - speech_len).abs() < 100.0, "heard {} ms of {speech_len} ms", end - start);
+    assert!(
+        (end - start - speech_len).abs() < 100.0,
+        "heard {} ms of {speech_len} ms",
+        end - start
+    );
     // a heard only silence, and the silence did not count as voice.
     assert_eq!(ra.voiced_total_ms, 0.0);
     assert!(ra.reply_interval_ms.is_none());
 }
 
 fn uac(run: &TestRun, scenario: &str, target: SocketAddr) -> Sipp {
-    Sipp::new(run, scenario, target).hold_ms(1500).peer_args("--duration 2").timeout(Duration::from_secs(15))
+    Sipp::new(run, scenario, target)
+        .hold_ms(1500)
+        .peer_args("--duration 2")
+        .timeout(Duration::from_secs(15))
 }
 
 #[test]
@@ -114,7 +161,11 @@ fn scenarios_run_against_a_sipp_uas() {
     for (client, server) in cases {
         let uas = Uas::start(&run, server, false);
         let result = uac(&run, client, uas.addr).run();
-        assert!(result.exit_code == Some(0), "{client} vs {server}:\n{}", result.diagnostics());
+        assert!(
+            result.exit_code == Some(0),
+            "{client} vs {server}:\n{}",
+            result.diagnostics()
+        );
     }
     // With media: the peer of uac_call_peer heard the UAS's prompt.
     let uas = Uas::start(&run, "uas_answer_stream.xml", false);
@@ -150,8 +201,12 @@ fn fifty_calls_against_a_sipp_uas() {
     assert_eq!(result.stats().unwrap()["SuccessfulCall(C)"], "50");
     let reports = result.peer_reports(Duration::from_secs(15)).unwrap();
     assert_eq!(reports.len(), 50);
-    // SIPp sends every call's stream from one socket with one SSRC; each peer still gets its own.
-    assert!(reports.iter().all(|r| r.packets_rx > 100), "{}", reports.iter().map(summarize).collect::<Vec<_>>().join("\n"));
+    // SIPp streams every call from its one -mp socket; each peer must still get its own stream.
+    assert!(
+        reports.iter().all(|r| r.packets_rx > 100),
+        "{}",
+        reports.iter().map(summarize).collect::<Vec<_>>().join("\n")
+    );
 }
 
 #[test]
@@ -161,7 +216,11 @@ fn baresip_against_a_sipp_uas() {
     let mic = run.path("silence.wav");
     bargein_e2e::audio::make_silence_wav(&mic, 4.0).unwrap();
     let call = baresip::call(&run, uas.addr, &mic, Duration::from_secs(15)).unwrap();
-    assert!(call.events.iter().any(|e| e == "CALL_CLOSED"), "{:?}", call.events);
+    assert!(
+        call.events.iter().any(|e| e == "CALL_CLOSED"),
+        "{:?}",
+        call.events
+    );
     let rx = bargein_e2e::audio::read_wav(&call.received_wav.unwrap()).unwrap();
     let voiced = bargein_e2e::analysis::total_ms(&bargein_e2e::analysis::wav_voiced_intervals(&rx));
     assert!(voiced > 1500.0, "baresip heard {voiced} ms of the prompt");
@@ -173,7 +232,10 @@ fn gateway_harness_with_a_stand_in_binary() {
     let bin = selfcheck_dir().join("fake-gateway.sh");
     let mut gw = Gateway::try_start_bin(&run, &bin, &[("log.level", "debug")]).unwrap();
     gw.assert_healthy();
-    let sipp = uac(&run, "uac_call_peer.xml", gw.sip_addr()).hold_ms(2000).peer_args("--duration 2.5").run();
+    let sipp = uac(&run, "uac_call_peer.xml", gw.sip_addr())
+        .hold_ms(2000)
+        .peer_args("--duration 2.5")
+        .run();
     assert_eq!(sipp.exit_code, Some(0), "{}", sipp.diagnostics());
     let report = sipp.peer_report(Duration::from_secs(10)).unwrap();
     assert!(report.voiced_total_ms > 1000.0, "{}", summarize(&report));

@@ -14,8 +14,14 @@ fn fifty_concurrent_calls_without_outbound_gaps() {
     let run = TestRun::new("load-fifty_concurrent_calls");
     let mut gw = Gateway::start(&run, &[]);
     let (sipp, reports) = concurrent_calls(&run, &gw, CALLS, 25, HOLD_MS);
-    let stats = sipp.stats().unwrap_or_else(|e| panic!("SIPp statistics: {e}"));
-    assert_eq!(stats.get("SuccessfulCall(C)").map(String::as_str), Some("50"), "{stats:?}");
+    let stats = sipp
+        .stats()
+        .unwrap_or_else(|e| panic!("SIPp statistics: {e}"));
+    assert_eq!(
+        stats.get("SuccessfulCall(C)").map(String::as_str),
+        Some("50"),
+        "{stats:?}"
+    );
     assert_eq!(reports.len(), CALLS as usize);
 
     let bad: Vec<String> = reports
@@ -25,8 +31,15 @@ fn fifty_concurrent_calls_without_outbound_gaps() {
         .collect();
     let worst = reports.iter().map(|r| r.max_gap_ms).fold(0.0, f64::max);
     assert!(bad.is_empty(), "{} of {CALLS} calls had gaps > 40 ms, too few packets or no prompt (worst gap {worst:.1} ms):\n{}", bad.len(), bad.join("\n"));
-    let ssrcs: std::collections::BTreeSet<u32> = reports.iter().flat_map(|r| r.ssrcs.iter().copied()).collect();
-    assert_eq!(ssrcs.len(), CALLS as usize, "each call must have its own SSRC");
+    let ssrcs: std::collections::BTreeSet<u32> = reports
+        .iter()
+        .flat_map(|r| r.ssrcs.iter().copied())
+        .collect();
+    assert_eq!(
+        ssrcs.len(),
+        CALLS as usize,
+        "each call must have its own SSRC"
+    );
     eprintln!("50 calls OK, worst inter-arrival gap {worst:.1} ms");
     gw.assert_healthy();
 }

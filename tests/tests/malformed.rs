@@ -24,11 +24,20 @@ fn malformed_corpus_gets_expected_answers_and_gateway_survives() {
             failures.push(format!("{}: {e} ({})", case.file, case.why));
         }
         if let Some(status) = gw.exit_status() {
-            panic!("gateway died ({status}) on {}\n{}", case.file, gw.log_tail(60));
+            panic!(
+                "gateway died ({status}) on {}\n{}",
+                case.file,
+                gw.log_tail(60)
+            );
         }
     }
     gw.assert_healthy();
-    assert!(failures.is_empty(), "unexpected answers:\n{}\n{}", failures.join("\n"), gw.log_tail(40));
+    assert!(
+        failures.is_empty(),
+        "unexpected answers:\n{}\n{}",
+        failures.join("\n"),
+        gw.log_tail(40)
+    );
 
     let sipp = Sipp::new(&run, "uac_call_plain.xml", gw.sip_addr())
         .hold_ms(1000)

@@ -15,16 +15,28 @@ use bargein_e2e::{Gateway, Sipp, TestRun};
 fn cancel_before_answer_gets_487() {
     let run = TestRun::new("signalling-cancel");
     let mut gw = Gateway::start(&run, &[]);
-    let sipp = Sipp::new(&run, "uac_cancel.xml", gw.sip_addr()).timeout(Duration::from_secs(20)).run();
+    let sipp = Sipp::new(&run, "uac_cancel.xml", gw.sip_addr())
+        .timeout(Duration::from_secs(20))
+        .run();
     expect_success(&sipp, &gw);
     let log = sipp.messages();
-    assert!(log.contains("CANCEL sip:"), "no CANCEL was sent: the gateway sent no 1xx before its final response\n{}", sipp.diagnostics());
+    assert!(
+        log.contains("CANCEL sip:"),
+        "no CANCEL was sent: the gateway sent no 1xx before its final response\n{}",
+        sipp.diagnostics()
+    );
     if log.contains("SIP/2.0 487") {
         // The scenario's cancelled path also waited for (and required) the CANCEL's 200.
         eprintln!("CANCEL path: 487 Request Terminated (CANCEL won the race)");
     } else {
-        assert!(log.contains("BYE sip:"), "neither 487 nor an answered call\n{}", sipp.diagnostics());
-        eprintln!("CANCEL path: the gateway's 200 crossed the CANCEL; call answered and ended with BYE");
+        assert!(
+            log.contains("BYE sip:"),
+            "neither 487 nor an answered call\n{}",
+            sipp.diagnostics()
+        );
+        eprintln!(
+            "CANCEL path: the gateway's 200 crossed the CANCEL; call answered and ended with BYE"
+        );
     }
     gw.assert_healthy();
 }
@@ -41,7 +53,10 @@ fn reinvite_hold_and_unhold() {
         .run();
     expect_success(&sipp, &gw);
     let log = sipp.messages();
-    assert!(log.contains("a=sendonly") && log.contains("a=recvonly"), "hold offer and answer must be in the trace");
+    assert!(
+        log.contains("a=sendonly") && log.contains("a=recvonly"),
+        "hold offer and answer must be in the trace"
+    );
     gw.assert_healthy();
 }
 
@@ -62,11 +77,24 @@ fn invite_without_sdp_gets_offer_in_200_and_answer_in_ack() {
     let log = sipp.messages();
     let offer_pt = log
         .lines()
-        .find_map(|l| l.strip_prefix("m=audio ").and_then(|rest| rest.split_whitespace().nth(2)))
+        .find_map(|l| {
+            l.strip_prefix("m=audio ")
+                .and_then(|rest| rest.split_whitespace().nth(2))
+        })
         .and_then(|pt| pt.parse::<u8>().ok())
         .unwrap_or_else(|| panic!("no m= line in the 200's offer\n{}", sipp.diagnostics()));
-    assert!(offer_pt == 0 || offer_pt == 8, "offer must start with PCMU or PCMA, got {offer_pt}");
-    assert_eq!(r.payload_types, vec![offer_pt], "media must use the answered codec: {why}");
-    assert!(r.voiced_total_ms >= 1000.0, "prompt must flow after the ACK's answer: {why}");
+    assert!(
+        offer_pt == 0 || offer_pt == 8,
+        "offer must start with PCMU or PCMA, got {offer_pt}"
+    );
+    assert_eq!(
+        r.payload_types,
+        vec![offer_pt],
+        "media must use the answered codec: {why}"
+    );
+    assert!(
+        r.voiced_total_ms >= 1000.0,
+        "prompt must flow after the ACK's answer: {why}"
+    );
     gw.assert_healthy();
 }

@@ -158,12 +158,15 @@ impl DelayEstimator {
         if self.active_values < MIN_ACTIVE_FOR_FIRST {
             return None;
         }
-        let (best_lag, best) = self
-            .correlation
-            .iter()
-            .copied()
-            .enumerate()
-            .fold((0, f32::MIN), |acc, (lag, c)| if c > acc.1 { (lag, c) } else { acc });
+        let (best_lag, best) =
+            self.correlation
+                .iter()
+                .copied()
+                .enumerate()
+                .fold(
+                    (0, f32::MIN),
+                    |acc, (lag, c)| if c > acc.1 { (lag, c) } else { acc },
+                );
         let norm = (self.near_energy * self.far_energy).sqrt();
         self.quality = if norm > 0.0 { best / norm } else { 0.0 };
         if !self.quality.is_finite() || self.quality < MIN_QUALITY || best_lag > self.max_lag {

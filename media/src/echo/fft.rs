@@ -49,8 +49,12 @@ impl RealFft {
         Self {
             size,
             bit_reverse,
-            complex_twiddle_re: (0..half / 2).map(|j| complex_angle(j).cos() as f32).collect(),
-            complex_twiddle_im: (0..half / 2).map(|j| complex_angle(j).sin() as f32).collect(),
+            complex_twiddle_re: (0..half / 2)
+                .map(|j| complex_angle(j).cos() as f32)
+                .collect(),
+            complex_twiddle_im: (0..half / 2)
+                .map(|j| complex_angle(j).sin() as f32)
+                .collect(),
             split_twiddle_re: (0..=half).map(|k| split_angle(k).cos() as f32).collect(),
             split_twiddle_im: (0..=half).map(|k| split_angle(k).sin() as f32).collect(),
             work_re: vec![0.0; half],
@@ -72,7 +76,12 @@ impl RealFft {
     /// Shorter slices are treated as zero-padded / truncated; nothing panics.
     pub(crate) fn forward(&mut self, input: &[f32], out_re: &mut [f32], out_im: &mut [f32]) {
         let half = self.size / 2;
-        for (k, (re, im)) in self.work_re.iter_mut().zip(self.work_im.iter_mut()).enumerate() {
+        for (k, (re, im)) in self
+            .work_re
+            .iter_mut()
+            .zip(self.work_im.iter_mut())
+            .enumerate()
+        {
             *re = input.get(2 * k).copied().unwrap_or(0.0);
             *im = input.get(2 * k + 1).copied().unwrap_or(0.0);
         }
@@ -219,7 +228,8 @@ mod tests {
         h[3] = -0.5;
         let mut fft = RealFft::new(n);
         let b = fft.bins();
-        let (mut xr, mut xi, mut hr, mut hi) = (vec![0.0; b], vec![0.0; b], vec![0.0; b], vec![0.0; b]);
+        let (mut xr, mut xi, mut hr, mut hi) =
+            (vec![0.0; b], vec![0.0; b], vec![0.0; b], vec![0.0; b]);
         fft.forward(&x, &mut xr, &mut xi);
         fft.forward(&h, &mut hr, &mut hi);
         let yr: Vec<f32> = (0..b).map(|k| xr[k] * hr[k] - xi[k] * hi[k]).collect();
@@ -228,7 +238,11 @@ mod tests {
         fft.inverse(&yr, &yi, &mut y);
         for t in 0..n {
             let expected = x[t] - 0.5 * x[(t + n - 3) % n];
-            assert!((y[t] - expected).abs() < 1e-3, "t={t}: {} vs {expected}", y[t]);
+            assert!(
+                (y[t] - expected).abs() < 1e-3,
+                "t={t}: {} vs {expected}",
+                y[t]
+            );
         }
     }
 

@@ -165,6 +165,12 @@ impl BlockFilter {
         self.background_im.fill(0.0);
         self.foreground_re.fill(0.0);
         self.foreground_im.fill(0.0);
+        self.restart_step_control();
+    }
+
+    /// Restarts the step-size control in its fast initial mode, keeping the taps. Used when
+    /// the window moved onto an echo the statistics have not seen yet.
+    pub(crate) fn restart_step_control(&mut self) {
         // Prior: echo energy decays along the tail, so early partitions get larger steps
         // (ratio ≈ 10 between the first and the last) until the filter knows better.
         let decay = (-2.4 / self.partitions as f32).exp();
@@ -210,10 +216,17 @@ impl BlockFilter {
         }
         let slot = (self.newest + k) % self.partitions;
         let range = slot * BINS..(slot + 1) * BINS;
-        self.fft
-            .forward(window, &mut self.far_re[range.clone()], &mut self.far_im[range]);
+        self.fft.forward(
+            window,
+            &mut self.far_re[range.clone()],
+            &mut self.far_im[range],
+        );
         if k == 0 {
-            for (dst, src) in self.far_window.iter_mut().zip(window.iter().chain(std::iter::repeat(&0.0))) {
+            for (dst, src) in self
+                .far_window
+                .iter_mut()
+                .zip(window.iter().chain(std::iter::repeat(&0.0)))
+            {
                 *dst = *src;
             }
         }
@@ -223,7 +236,11 @@ impl BlockFilter {
     pub(crate) fn foreground_taps(&mut self, taps: &mut [f32]) {
         for k in 0..self.partitions {
             let range = k * BINS..(k + 1) * BINS;
-            self.fft.inverse(&self.foreground_re[range.clone()], &self.foreground_im[range], &mut self.time);
+            self.fft.inverse(
+                &self.foreground_re[range.clone()],
+                &self.foreground_im[range],
+                &mut self.time,
+            );
             for (i, &v) in self.time.iter().take(BLOCK).enumerate() {
                 if let Some(slot) = taps.get_mut(k * BLOCK + i) {
                     *slot = v;
@@ -286,7 +303,10 @@ impl BlockFilter {
             path_difference += d * d;
         }
 
-        let mut report = BlockReport { near_energy: near_energy as f32, ..BlockReport::default() };
+        let mut report = BlockReport {
+            near_energy: near_energy as f32,
+            ..BlockReport::default()
+        };
         if !foreground_error_energy.is_finite() || !background_error_energy.is_finite() {
             self.hard_reset(near, out);
             report.reset = true;
@@ -303,10 +323,12 @@ impl BlockFilter {
         self.diff_var_short = VAR_SHORT_SMOOTH * self.diff_var_short + 0.16 * variance;
         self.diff_var_long = VAR_LONG_SMOOTH * self.diff_var_long + 0.0225 * variance;
         let better = diff * diff.abs() > variance
-            || self.diff_avg_short * self.diff_avg_short.abs() > VAR_SHORT_UPDATE * self.diff_var_short
+            || self.diff_avg_short * self.diff_avg_short.abs()
+                > VAR_SHORT_UPDATE * self.diff_var_short
             || self.diff_avg_long * self.diff_avg_long.abs() > VAR_LONG_UPDATE * self.diff_var_long;
         let worse = -diff * diff.abs() > VAR_BACKTRACK * variance
-            || -self.diff_avg_short * self.diff_avg_short.abs() > VAR_BACKTRACK * self.diff_var_short
+            || -self.diff_avg_short * self.diff_avg_short.abs()
+                > VAR_BACKTRACK * self.diff_var_short
             || -self.diff_avg_long * self.diff_avg_long.abs() > VAR_BACKTRACK * self.diff_var_long;
         let mut output_energy = foreground_error_energy;
         if better {
@@ -330,7 +352,11 @@ impl BlockFilter {
             self.clear_path_statistics();
         }
         report.out_energy = output_energy as f32;
-        let echo_estimate = if better { &self.background_echo } else { &self.foreground_echo };
+        let echo_estimate = if better {
+            &self.background_echo
+        } else {
+            &self.foreground_echo
+        };
         report.echo_estimate_energy = echo_estimate.iter().map(|v| v * v).sum();
 
         // A filter that makes the signal much louder than it was is broken; after 200 ms of
@@ -348,7 +374,7 @@ impl BlockFilter {
         }
 
         let saturated = near.iter().any(|v| v.abs() >= 32000.0);
-        self.update_step(far, background_error_energy);
+        self.update_step(background_error_energy);
         if adapt && !saturated {
             self.adapt_background();
         }
@@ -361,10 +387,17 @@ impl BlockFilter {
         self.far_window[BLOCK..].copy_from_slice(far);
         self.newest = (self.newest + self.partitions - 1) % self.partitions;
         let range = self.newest * BINS..(self.newest + 1) * BINS;
-        self.fft
-            .forward(&self.far_window, &mut self.far_re[range.clone()], &mut self.far_im[range]);
+        self.fft.forward(
+            &self.far_window,
+            &mut self.far_re[range.clone()],
+            &mut self.far_im[range],
+        );
         self.far_power = [0.0; BINS];
-        for (re, im) in self.far_re.chunks_exact(BINS).zip(self.far_im.chunks_exact(BINS)) {
+        for (re, im) in self
+            .far_re
+            .chunks_exact(BINS)
+            .zip(self.far_im.chunks_exact(BINS))
+        {
             for bin in 0..BINS {
                 self.far_power[bin] += re[bin] * re[bin] + im[bin] * im[bin];
             }
@@ -383,9 +416,18 @@ impl BlockFilter {
     }
 
     /// Computes the per-bin step `self.step` from the background error and echo estimate.
-    fn update_step(&mut self, far: &[f32; BLOCK], error_energy: f64) {
-        let far_energy: f64 = far.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-        let echo_energy: f64 = self.background_echo.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    fn update_step(&mut self, error_energy: f64) {
+        // Far energy per block averaged over the whole filter span (Parseval on the mean
+        // spectra; each spectrum covers two blocks). The newest block alone would say
+        // "silence" at the end of every word while its echo is still ringing in the window.
+        let spectrum_sum: f32 =
+            2.0 * self.far_power.iter().sum::<f32>() - self.far_power[0] - self.far_power[BLOCK];
+        let far_energy = f64::from(spectrum_sum) / WINDOW as f64 / 2.0;
+        let echo_energy: f64 = self
+            .background_echo
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum();
         let cross: f64 = self
             .background_echo
             .iter()
@@ -397,17 +439,21 @@ impl BlockFilter {
         // Error spectrum E (the gradient needs it too) and echo-estimate spectrum Ŷ.
         self.time[..BLOCK].fill(0.0);
         self.time[BLOCK..].copy_from_slice(&self.background_error);
-        self.fft.forward(&self.time, &mut self.error_re, &mut self.error_im);
+        self.fft
+            .forward(&self.time, &mut self.error_re, &mut self.error_im);
         self.time[BLOCK..].copy_from_slice(&self.background_echo);
-        self.fft.forward(&self.time, &mut self.acc_re, &mut self.acc_im);
+        self.fft
+            .forward(&self.time, &mut self.acc_re, &mut self.acc_im);
 
         // Leak regression: how much of the echo estimate's spectral fluctuation shows up in
         // the error's? That fraction is the residual echo.
         let mut corr = 0.0f64;
         let mut var = 0.0f64;
         for bin in 0..BINS {
-            let error_psd = self.error_re[bin] * self.error_re[bin] + self.error_im[bin] * self.error_im[bin];
-            let echo_psd = self.acc_re[bin] * self.acc_re[bin] + self.acc_im[bin] * self.acc_im[bin];
+            let error_psd =
+                self.error_re[bin] * self.error_re[bin] + self.error_im[bin] * self.error_im[bin];
+            let echo_psd =
+                self.acc_re[bin] * self.acc_re[bin] + self.acc_im[bin] * self.acc_im[bin];
             let de = f64::from(error_psd - self.error_psd_avg[bin]);
             let dy = f64::from(echo_psd - self.echo_psd_avg[bin]);
             corr += de * dy;
@@ -423,7 +469,9 @@ impl BlockFilter {
         let rate = (LEAK_RATE_GAIN * echo_energy).min(LEAK_RATE_MAX * error_energy) / error_energy;
         self.corr_error_echo = (1.0 - rate) * self.corr_error_echo + rate * corr;
         self.var_echo = ((1.0 - rate) * self.var_echo + rate * var).max(1.0);
-        self.corr_error_echo = self.corr_error_echo.clamp(MIN_LEAK * self.var_echo, self.var_echo);
+        self.corr_error_echo = self
+            .corr_error_echo
+            .clamp(MIN_LEAK * self.var_echo, self.var_echo);
         self.leak = self.corr_error_echo / self.var_echo;
 
         // Residual-to-error ratio over the whole block, bounded below by the part of the
@@ -432,10 +480,7 @@ impl BlockFilter {
         let correlated = cross * cross / (1.0 + error_energy * echo_energy);
         residual_ratio = residual_ratio.max(correlated).min(0.5);
 
-        if !self.adapted
-            && self.adaptation_sum > self.partitions as f64
-            && self.leak > 0.03
-        {
+        if !self.adapted && self.adaptation_sum > self.partitions as f64 && self.leak > 0.03 {
             self.adapted = true;
         }
         if self.adapted {
@@ -483,17 +528,25 @@ impl BlockFilter {
                 w_im[bin] += mu * (xr * ei - xi * er);
             }
         }
-        let k = self.constrain_next;
+        let all = std::env::var("ALLC").is_ok();
+        for k in 0..self.partitions {
+            if !all && k != self.constrain_next {
+                continue;
+            }
+            let range = k * BINS..(k + 1) * BINS;
+            self.fft.inverse(
+                &self.background_re[range.clone()],
+                &self.background_im[range.clone()],
+                &mut self.time,
+            );
+            self.time[BLOCK..].fill(0.0);
+            self.fft.forward(
+                &self.time,
+                &mut self.background_re[range.clone()],
+                &mut self.background_im[range],
+            );
+        }
         self.constrain_next = (self.constrain_next + 1) % self.partitions;
-        let range = k * BINS..(k + 1) * BINS;
-        self.fft
-            .inverse(&self.background_re[range.clone()], &self.background_im[range.clone()], &mut self.time);
-        self.time[BLOCK..].fill(0.0);
-        self.fft.forward(
-            &self.time,
-            &mut self.background_re[range.clone()],
-            &mut self.background_im[range],
-        );
     }
 
     /// Proportionate weights: partitions holding more of the echo path adapt faster.
@@ -556,7 +609,9 @@ fn filter_output(
 fn shift_blocks(coeffs: &mut [f32], partitions: usize, shift: isize) {
     let source = |dst: usize| -> Option<usize> {
         let src = dst as isize + shift;
-        (0..partitions as isize).contains(&src).then_some(src as usize)
+        (0..partitions as isize)
+            .contains(&src)
+            .then_some(src as usize)
     };
     // Walk in the direction that never reads a block already overwritten.
     let mut move_block = |dst: usize| match source(dst) {

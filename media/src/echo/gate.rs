@@ -37,17 +37,36 @@ impl Default for EchoGate {
 
 impl EchoGate {
     pub fn new(margin_db: f32) -> Self {
-        Self { margin_db: if margin_db.is_finite() { margin_db } else { 6.0 } }
+        Self {
+            margin_db: if margin_db.is_finite() {
+                margin_db
+            } else {
+                6.0
+            },
+        }
     }
 
     /// The verdict for one frame from its levels (dBFS). Non-finite levels count as
     /// silence, so a NaN can never hide the far end.
-    pub fn assess(&self, far_active: bool, expected_echo_level_db: f32, inbound_level_db: f32) -> EchoGateVerdict {
+    pub fn assess(
+        &self,
+        far_active: bool,
+        expected_echo_level_db: f32,
+        inbound_level_db: f32,
+    ) -> EchoGateVerdict {
         if !far_active {
             return EchoGateVerdict::NoFarEnd;
         }
-        let expected = if expected_echo_level_db.is_finite() { expected_echo_level_db } else { 0.0 };
-        let inbound = if inbound_level_db.is_finite() { inbound_level_db } else { f32::NEG_INFINITY };
+        let expected = if expected_echo_level_db.is_finite() {
+            expected_echo_level_db
+        } else {
+            0.0
+        };
+        let inbound = if inbound_level_db.is_finite() {
+            inbound_level_db
+        } else {
+            f32::NEG_INFINITY
+        };
         if inbound <= expected + self.margin_db {
             EchoGateVerdict::WithinExpectedEcho
         } else {
@@ -58,7 +77,11 @@ impl EchoGate {
     /// The verdict for a frame processed by [`super::EchoCanceller::process`], using the
     /// inbound level before cancellation.
     pub fn assess_frame(&self, info: &EchoFrameInfo) -> EchoGateVerdict {
-        self.assess(info.far_active, info.expected_echo_level_db, info.near_level_db)
+        self.assess(
+            info.far_active,
+            info.expected_echo_level_db,
+            info.near_level_db,
+        )
     }
 }
 
@@ -75,9 +98,18 @@ mod tests {
     #[test]
     fn inbound_at_or_below_expected_echo_plus_margin_is_possible_echo() {
         let gate = EchoGate::new(6.0);
-        assert_eq!(gate.assess(true, -30.0, -40.0), EchoGateVerdict::WithinExpectedEcho);
-        assert_eq!(gate.assess(true, -30.0, -24.0), EchoGateVerdict::WithinExpectedEcho);
-        assert_eq!(gate.assess(true, -30.0, -23.9), EchoGateVerdict::AboveExpectedEcho);
+        assert_eq!(
+            gate.assess(true, -30.0, -40.0),
+            EchoGateVerdict::WithinExpectedEcho
+        );
+        assert_eq!(
+            gate.assess(true, -30.0, -24.0),
+            EchoGateVerdict::WithinExpectedEcho
+        );
+        assert_eq!(
+            gate.assess(true, -30.0, -23.9),
+            EchoGateVerdict::AboveExpectedEcho
+        );
     }
 
     #[test]
@@ -85,8 +117,14 @@ mod tests {
         let gate = EchoGate::new(f32::NAN);
         assert_eq!(gate.margin_db, 6.0);
         // Unknown expected level: assume loud echo (0 dBFS), so the bar stays raised.
-        assert_eq!(gate.assess(true, f32::NAN, -10.0), EchoGateVerdict::WithinExpectedEcho);
-        assert_eq!(gate.assess(true, -30.0, f32::NAN), EchoGateVerdict::WithinExpectedEcho);
+        assert_eq!(
+            gate.assess(true, f32::NAN, -10.0),
+            EchoGateVerdict::WithinExpectedEcho
+        );
+        assert_eq!(
+            gate.assess(true, -30.0, f32::NAN),
+            EchoGateVerdict::WithinExpectedEcho
+        );
     }
 
     #[test]
@@ -100,7 +138,13 @@ mod tests {
             erle_db: 20.0,
         };
         assert_eq!(gate.assess_frame(&info), EchoGateVerdict::AboveExpectedEcho);
-        let quiet = EchoFrameInfo { near_level_db: -33.0, ..info };
-        assert_eq!(gate.assess_frame(&quiet), EchoGateVerdict::WithinExpectedEcho);
+        let quiet = EchoFrameInfo {
+            near_level_db: -33.0,
+            ..info
+        };
+        assert_eq!(
+            gate.assess_frame(&quiet),
+            EchoGateVerdict::WithinExpectedEcho
+        );
     }
 }

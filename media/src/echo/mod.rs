@@ -174,7 +174,6 @@ pub struct EchoCanceller {
     near_block: [f32; BLOCK],
     aligned_block: [f32; BLOCK],
     out_block: [f32; BLOCK],
-    window_scratch: [f32; 2 * BLOCK],
     near_end_hold: u32,
     double_talk_hold: u32,
     double_talk: bool,
@@ -210,8 +209,10 @@ impl EchoCanceller {
         let tail = cfg.tail_ms as usize * SAMPLES_PER_MS;
         // Margin before the onset + tail + one block of rounding slack.
         let partitions = (PRE_MARGIN + tail).div_ceil(BLOCK) + 1;
-        let history = (max_delay + (partitions + 2) * BLOCK + MAX_FRAME_SAMPLES).next_power_of_two();
-        let power_blocks = ((max_delay + DISPERSION + MAX_FRAME_SAMPLES) / BLOCK + 4).next_power_of_two();
+        let history =
+            (max_delay + (partitions + 2) * BLOCK + MAX_FRAME_SAMPLES).next_power_of_two();
+        let power_blocks =
+            ((max_delay + DISPERSION + MAX_FRAME_SAMPLES) / BLOCK + 4).next_power_of_two();
         let hangover_samples = cfg.double_talk_hangover_ms as usize * SAMPLES_PER_MS;
         Self {
             max_start: max_delay / BLOCK * BLOCK,
@@ -225,7 +226,9 @@ impl EchoCanceller {
             far_block_power: vec![0.0; power_blocks],
             blocks_written: 0,
             filter: BlockFilter::new(partitions),
-            delay: DelayEstimator::new(cfg.max_bulk_delay_ms as usize + DISPERSION / SAMPLES_PER_MS),
+            delay: DelayEstimator::new(
+                cfg.max_bulk_delay_ms as usize + DISPERSION / SAMPLES_PER_MS,
+            ),
             window_start: 0,
             filter_delay: None,
             taps: vec![0.0; partitions * BLOCK],
@@ -233,7 +236,6 @@ impl EchoCanceller {
             near_block: [0.0; BLOCK],
             aligned_block: [0.0; BLOCK],
             out_block: [0.0; BLOCK],
-            window_scratch: [0.0; 2 * BLOCK],
             near_end_hold: 0,
             double_talk_hold: 0,
             double_talk: false,
@@ -293,7 +295,11 @@ impl EchoCanceller {
         let mut echo_energy = 0.0f32;
         let mut near_end_in_frame = false;
         let first_block = self.blocks_written;
-        for (b, (near_chunk, out_chunk)) in near.chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK)).enumerate() {
+        for (b, (near_chunk, out_chunk)) in near
+            .chunks_exact(BLOCK)
+            .zip(out.chunks_exact_mut(BLOCK))
+            .enumerate()
+        {
             let mut far_energy = 0.0f32;
             for i in 0..BLOCK {
                 let x = far.get(b * BLOCK + i).map_or(0.0, |&v| f32::from(v));
@@ -317,9 +323,12 @@ impl EchoCanceller {
                 self.near_end_hold = self.near_end_hold.saturating_sub(1);
             }
             let adapt = self.near_end_hold == 0 && far_reference > self.far_active_power;
-            let report = self
-                .filter
-                .process_block(&self.aligned_block, &self.near_block, &mut self.out_block, adapt);
+            let report = self.filter.process_block(
+                &self.aligned_block,
+                &self.near_block,
+                &mut self.out_block,
+                adapt,
+            );
             if report.reset {
                 self.resets += 1;
                 self.converged = false;
@@ -334,8 +343,13 @@ impl EchoCanceller {
         }
 
         let blocks = (len / BLOCK) as u64;
-        let (window_max, window_mean) = self.far_power_in_echo_window(first_block + blocks - 1, blocks);
-        let far_reference = if self.best_lag().is_some() { window_mean } else { window_max };
+        let (window_max, window_mean) =
+            self.far_power_in_echo_window(first_block + blocks - 1, blocks);
+        let far_reference = if self.best_lag().is_some() {
+            window_mean
+        } else {
+            window_max
+        };
         let far_active = far_reference > self.far_active_power;
         let near_power = near_energy / len as f32;
         let out_power = out_energy / len as f32;
@@ -375,7 +389,9 @@ impl EchoCanceller {
 
     /// Current estimates and counters.
     pub fn stats(&self) -> EchoStats {
-        let bulk_delay_ms = self.best_lag().map(|lag| lag as f32 / SAMPLES_PER_MS as f32);
+        let bulk_delay_ms = self
+            .best_lag()
+            .map(|lag| lag as f32 / SAMPLES_PER_MS as f32);
         EchoStats {
             bulk_delay_ms,
             erl_db: self.erl_measured.then(|| -power_db_ratio(self.erl_gain())),
@@ -399,7 +415,10 @@ impl EchoCanceller {
             self.far_written += 1;
         }
         let mask = self.far_block_power.len() as u64 - 1;
-        if let Some(slot) = self.far_block_power.get_mut((self.blocks_written & mask) as usize) {
+        if let Some(slot) = self
+            .far_block_power
+            .get_mut((self.blocks_written & mask) as usize)
+        {
             *slot = power;
         }
         self.blocks_written += 1;
@@ -412,7 +431,10 @@ impl EchoCanceller {
         if index < 0 || index >= written || index < written - len {
             return 0.0;
         }
-        self.far_history.get((index & (len - 1)) as usize).copied().unwrap_or(0.0)
+        self.far_history
+            .get((index & (len - 1)) as usize)
+            .copied()
+            .unwrap_or(0.0)
     }
 
     /// The newest block as the filter must see it: `window_start` samples late.
@@ -432,12 +454,18 @@ impl EchoCanceller {
             None => (0, self.max_start + BLOCK + DISPERSION),
         };
         let newest = last.saturating_sub((lag_min / BLOCK) as u64);
-        let oldest = (last + 1).saturating_sub(blocks).saturating_sub(lag_max.div_ceil(BLOCK) as u64);
+        let oldest = (last + 1)
+            .saturating_sub(blocks)
+            .saturating_sub(lag_max.div_ceil(BLOCK) as u64);
         let ring = self.far_block_power.len() as u64;
         let oldest = oldest.max(self.blocks_written.saturating_sub(ring));
         let (mut max, mut sum, mut count) = (0.0f32, 0.0f32, 0u32);
         for block in oldest..=newest.min(self.blocks_written.saturating_sub(1)) {
-            let power = self.far_block_power.get((block % ring) as usize).copied().unwrap_or(0.0);
+            let power = self
+                .far_block_power
+                .get((block % ring) as usize)
+                .copied()
+                .unwrap_or(0.0);
             max = max.max(power);
             sum += power;
             count += 1;
@@ -460,6 +488,11 @@ impl EchoCanceller {
         self.place_window(lag);
     }
 
+    #[cfg(test)]
+    pub(crate) fn force_lag(&mut self, lag: usize) {
+        self.place_window(lag);
+    }
+
     /// Moves the delay line if the echo onset `lag` is not comfortably inside the window.
     fn place_window(&mut self, lag: usize) {
         let start = self.window_start;
@@ -472,16 +505,19 @@ impl EchoCanceller {
         }
         let shift = (target as isize - start as isize) / BLOCK as isize;
         self.filter.shift_partitions(shift);
+        if !self.converged {
+            self.filter.restart_step_control();
+        }
         self.window_start = target;
         self.delay_changes += 1;
         // Refill the far-end spectra for the new alignment from the history.
         let newest_end = self.far_written as i64 - target as i64;
         for k in 0..self.filter.partitions() {
             let end = newest_end - (k * BLOCK) as i64;
-            for (i, slot) in self.window_scratch.iter_mut().enumerate() {
+            let mut window = [0.0f32; 2 * BLOCK];
+            for (i, slot) in window.iter_mut().enumerate() {
                 *slot = self.far_sample(end - (2 * BLOCK) as i64 + i as i64);
             }
-            let window = self.window_scratch;
             self.filter.load_far_window(k, &window);
         }
     }

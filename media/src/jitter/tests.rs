@@ -93,33 +93,29 @@ fn count<T: PartialEq>(items: &[T], wanted: T) -> usize {
     items.iter().filter(|&k| *k == wanted).count()
 }
 
-/// Splices inside runs of Normal frames: maximal stretches of samples where the ramp is
-/// not continuous. The first Normal frame after a non-Normal one is skipped (it is
-/// cross-faded on purpose).
+/// Normal frames containing a discontinuity of the ramp (a break at a frame boundary
+/// belongs to the later frame). The first Normal frame after a non-Normal one is not
+/// checked (it is cross-faded on purpose).
 fn ramp_breaks(run: &Run) -> usize {
-    let mut breaks = 0;
+    let mut broken_frames = 0;
     let mut previous: Option<i16> = None;
-    let mut in_break = false;
     for (kind, frame) in run.kinds.iter().zip(&run.frames) {
         if *kind != FrameKind::Normal {
             previous = None;
             continue;
         }
-        let Some(mut p) = previous else {
-            previous = frame.last().copied();
-            continue;
-        };
-        for &s in frame {
-            let continuous = s == (p + 1) % 4000;
-            if !continuous && !in_break {
-                breaks += 1;
+        if let Some(p) = previous {
+            let mut expected = p;
+            let mut broken = false;
+            for &s in frame {
+                broken |= s != (expected + 1) % 4000;
+                expected = s;
             }
-            in_break = !continuous;
-            p = s;
+            broken_frames += usize::from(broken);
         }
-        previous = Some(p);
+        previous = frame.last().copied();
     }
-    breaks
+    broken_frames
 }
 
 fn config(min: u32, start: u32, max: u32) -> JitterConfig {
@@ -176,7 +172,10 @@ fn steady_in_order_stream_plays_exactly_and_settles_at_min_delay() {
     assert_eq!(stats.late, 0);
     // Start delay 40 ms: two frames of silence, then audio only.
     assert_eq!(count(&run.kinds, FrameKind::Silence), 2);
-    assert_eq!(stats.accelerated, 1, "40 ms start delay shrinks once to 20 ms");
+    assert_eq!(
+        stats.accelerated, 1,
+        "40 ms start delay shrinks once to 20 ms"
+    );
     assert_eq!(stats.current_delay_ms, 20);
     assert_eq!(stats.target_delay_ms, 20);
     assert_eq!(stats.jitter_ms, 0);
@@ -209,11 +208,18 @@ fn random_loss_is_concealed_with_audio_not_silence() {
     let stats = run.jb.stats();
     // Every lost frame is concealed once; nothing is added on top.
     let concealed = count(&run.kinds, FrameKind::Concealed);
-    assert!(concealed >= lost - 2 && concealed <= lost + 2, "{concealed} vs {lost}");
+    assert!(
+        concealed >= lost - 2 && concealed <= lost + 2,
+        "{concealed} vs {lost}"
+    );
     // Concealment right after a loss carries the voice.
     for (i, kind) in run.kinds.iter().enumerate().skip(1) {
         if *kind == FrameKind::Concealed && run.kinds[i - 1] == FrameKind::Normal {
-            assert!(rms(&run.frames[i]) > 2000.0, "frame {i}: {}", rms(&run.frames[i]));
+            assert!(
+                rms(&run.frames[i]) > 2000.0,
+                "frame {i}: {}",
+                rms(&run.frames[i])
+            );
         }
     }
     // Loss alone does not inflate the delay.
@@ -226,7 +232,11 @@ fn burst_loss_fades_to_silence_and_resumes_at_the_same_delay() {
     let mut packets = stream(600, 160, 5000, 1, 1.0);
     packets.retain(|p| !(100..115).contains(&((p.ts - 5000) / 160)));
     let run = simulate(JitterConfig::default(), &packets, 600, voiced);
-    let gap_start = run.kinds.iter().position(|&k| k == FrameKind::Concealed).unwrap();
+    let gap_start = run
+        .kinds
+        .iter()
+        .position(|&k| k == FrameKind::Concealed)
+        .unwrap();
     let gap: Vec<FrameKind> = run.kinds[gap_start..gap_start + 15].to_vec();
     // 60 ms of audible concealment (3 frames, the 4th reaches zero), then silence.
     // A 40 ms delay may be re-anchored at the 20 ms target during the silence, which
@@ -312,7 +322,11 @@ fn jitter_burst_grows_the_delay_fast_and_shrinks_it_slowly() {
         assert!(drops <= 1);
     }
     // One second after the burst the delay is still up…
-    assert!(run.stats[500].current_delay_ms >= 40, "{:?}", run.stats[500]);
+    assert!(
+        run.stats[500].current_delay_ms >= 40,
+        "{:?}",
+        run.stats[500]
+    );
     // …and 10 s later it is back near the minimum.
     let end = run.jb.stats();
     assert!(end.current_delay_ms <= 40, "{end:?}");
@@ -349,8 +363,6 @@ fn ssrc_change_resyncs_to_the_new_stream() {
     }
     packets.extend(second);
     let run = simulate(JitterConfig::default(), &packets, 400, ramp);
-    eprintln!("{:?}", &run.kinds[195..215]);
-    for f in &run.frames[198..206] { eprintln!("{:?}", &f[..4]); }
     let stats = run.jb.stats();
     assert_eq!(stats.resyncs, 1);
     assert_eq!(count(&run.outcomes, PushOutcome::Resynced), 1);
@@ -365,30 +377,31 @@ fn ssrc_change_resyncs_to_the_new_stream() {
     // The old ramp was near 1000 at the switch, the new one starts at 0.
     assert_eq!(3_000_000_000u32 % 4000, 0);
     assert!(run.frames[205][0] < 1000, "{}", run.frames[205][0]);
-    assert!(ramp_breaks(&run) <= 1);
+    // Continuous apart from one shrink (start delay → target) in each stream.
+    assert!(ramp_breaks(&run) <= 2, "{}", ramp_breaks(&run));
 }
 
 #[test]
-fn timestamp_jump_resyncs_and_marker_jump_keeps_the_estimate() {
-    for marker in [false, true] {
+fn timestamp_jump_resyncs_and_keeps_the_estimate() {
+    for (jump, marker) in [
+        (8000 * 30, false),
+        (8000 * 30, true),
+        (0u32.wrapping_sub(8000 * 5), false),
+    ] {
         let mut packets = stream(400, 160, 0, 1, 1.0);
         for p in packets.iter_mut().skip(200) {
-            p.ts = p.ts.wrapping_add(8000 * 30); // +30 s
+            p.ts = p.ts.wrapping_add(jump);
         }
         packets[200].marker = marker;
         let run = simulate(JitterConfig::default(), &packets, 400, ramp);
-        eprintln!("{marker} {:?}", &run.kinds[195..215]);
-        eprintln!("{:?}", &run.stats[195..215]);
         let stats = run.jb.stats();
-        assert_eq!(stats.resyncs, 1, "marker {marker}");
+        assert_eq!(stats.resyncs, 1, "jump {jump} marker {marker}");
         assert_eq!(stats.late, 0);
-        assert!(run.kinds[205..].iter().all(|&k| k == FrameKind::Normal));
-        let target_after = run.stats[202].target_delay_ms;
-        if marker {
-            assert_eq!(target_after, 20, "talkspurt keeps the adapted target");
-        } else {
-            assert_eq!(target_after, 40, "restart goes back to the start delay");
-        }
+        assert!(run.kinds[203..].iter().all(|&k| k == FrameKind::Normal));
+        // The adapted 20 ms target and the zero jitter estimate carry over.
+        assert_eq!(run.stats[210].target_delay_ms, 20, "jump {jump}");
+        assert_eq!(stats.jitter_ms, 0);
+        assert!(stats.current_delay_ms <= 20);
     }
 }
 
@@ -429,12 +442,21 @@ fn unsupported_packet_sizes_are_refused() {
     let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
     let now = Instant::now();
     assert_eq!(jb.push(now, 0, 1, false, &[]), PushOutcome::Unsupported);
-    assert_eq!(jb.push(now, 0, 1, false, &[0; 100]), PushOutcome::Unsupported);
-    assert_eq!(jb.push(now, 0, 1, false, &[0; 1040]), PushOutcome::Unsupported);
+    assert_eq!(
+        jb.push(now, 0, 1, false, &[0; 100]),
+        PushOutcome::Unsupported
+    );
+    assert_eq!(
+        jb.push(now, 0, 1, false, &[0; 1040]),
+        PushOutcome::Unsupported
+    );
     assert_eq!(jb.stats().unsupported, 3);
     assert_eq!(jb.push(now, 0, 1, false, &[0; 960]), PushOutcome::Accepted);
     // An unaligned timestamp is a discontinuity.
-    assert_eq!(jb.push(now, 1000, 1, false, &[0; 160]), PushOutcome::Resynced);
+    assert_eq!(
+        jb.push(now, 1000, 1, false, &[0; 160]),
+        PushOutcome::Resynced
+    );
 }
 
 #[test]

@@ -255,6 +255,8 @@ impl UserAgent {
         };
         call.session = session;
         call.session_deadline = match session {
+            // Supervision starts with the 2xx to the INVITE; an early UPDATE only records it.
+            Negotiation::PeerRefreshes { .. } if call.phase != Phase::Established => None,
             Negotiation::PeerRefreshes { interval_secs } => {
                 let at = session_timer::expiry_deadline(now, interval_secs);
                 self.session_deadlines.schedule(at, handle);

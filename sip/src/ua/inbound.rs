@@ -51,11 +51,12 @@ impl UserAgent {
             Ok(Inbound::Request(request)) => self.on_request(now, transport, source, request),
             Ok(Inbound::ExtensionMethod { method, request }) => {
                 // Not a method we could implement: 501 (§8.2.1), statelessly.
+                let tag = self.random_token();
                 let response = match validate_request_as(&request, &method) {
-                    Ok(_) => self.reply_to(&request, 501, None, None),
+                    Ok(_) => self.reply_to(&request, 501, None, Some(&tag)),
                     Err(bad) => {
                         self.stats.bad_requests += 1;
-                        self.reply_to(&request, bad.code, Some(&bad.reason), None)
+                        self.reply_to(&request, bad.code, Some(&bad.reason), Some(&tag))
                     }
                 };
                 self.send_stateless(transport, source, &request, &response);

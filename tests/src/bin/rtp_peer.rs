@@ -29,6 +29,7 @@ const USAGE: &str = "usage: rtp_peer --bind IP:PORT --remote IP:PORT --duration 
 [--send WAV --send-at SECONDS] [--pt 0|8] [--record WAV] [--report JSON]";
 const FRAME: Duration = Duration::from_millis(20);
 
+#[derive(Debug)]
 struct Args {
     bind: SocketAddr,
     remote: SocketAddr,
@@ -53,7 +54,10 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         report: None,
     };
     while let Some(flag) = argv.next() {
-        let mut value = || argv.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
+        let mut value = || {
+            argv.next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
         match flag.as_str() {
             "--bind" => bind = Some(parse_addr(&value()?)?),
             "--remote" => remote = Some(parse_addr(&value()?)?),
@@ -96,11 +100,17 @@ fn ms(d: Duration) -> f64 {
 fn send_loop(socket: &UdpSocket, args: &Args, speech: &[i16], start: Instant) -> TxSummary {
     let mut summary = TxSummary::default();
     let ssrc = std::process::id().rotate_left(16)
-        ^ SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(7);
+        ^ SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(7);
     let mut sequence = (ssrc >> 3) as u16;
     let mut timestamp = ssrc.rotate_left(7);
     let silence = vec![silence_byte(args.payload_type); SAMPLES_PER_FRAME];
-    let (mut payload, mut packet) = (Vec::with_capacity(SAMPLES_PER_FRAME), Vec::with_capacity(200));
+    let (mut payload, mut packet) = (
+        Vec::with_capacity(SAMPLES_PER_FRAME),
+        Vec::with_capacity(200),
+    );
     let mut speech_frames = speech.chunks(SAMPLES_PER_FRAME);
     let mut tick: u32 = 0;
     loop {
@@ -113,9 +123,15 @@ fn send_loop(socket: &UdpSocket, args: &Args, speech: &[i16], start: Instant) ->
         if deadline > now {
             thread::sleep(deadline - now);
         }
-        summary.tx_max_late_ms = summary.tx_max_late_ms.max(ms(Instant::now().saturating_duration_since(deadline)));
+        summary.tx_max_late_ms = summary
+            .tx_max_late_ms
+            .max(ms(Instant::now().saturating_duration_since(deadline)));
         let mut marker = false;
-        let frame = if due >= args.send_at { speech_frames.next() } else { None };
+        let frame = if due >= args.send_at {
+            speech_frames.next()
+        } else {
+            None
+        };
         let body: &[u8] = match frame {
             Some(samples) => {
                 if summary.speech_onset_ms.is_none() {
@@ -128,7 +144,13 @@ fn send_loop(socket: &UdpSocket, args: &Args, speech: &[i16], start: Instant) ->
             }
             None => &silence,
         };
-        let header = RtpHeader { marker, payload_type: args.payload_type, sequence, timestamp, ssrc };
+        let header = RtpHeader {
+            marker,
+            payload_type: args.payload_type,
+            sequence,
+            timestamp,
+            ssrc,
+        };
         write_packet(&mut packet, &header, body);
         match socket.send_to(&packet, args.remote) {
             Ok(_) => summary.packets_tx += 1,
@@ -142,7 +164,14 @@ fn send_loop(socket: &UdpSocket, args: &Args, speech: &[i16], start: Instant) ->
 }
 
 /// Receives until the duration is over; fills `log` and the recording.
-fn receive_loop(socket: &UdpSocket, args: &Args, start: Instant, start_wall: SystemTime, log: &mut RxLog, recording: &mut [i16]) {
+fn receive_loop(
+    socket: &UdpSocket,
+    args: &Args,
+    start: Instant,
+    start_wall: SystemTime,
+    log: &mut RxLog,
+    recording: &mut [i16],
+) {
     let mut buf = vec![0u8; 2048];
     let mut pcm = Vec::with_capacity(SAMPLES_PER_FRAME * 2);
     while start.elapsed() < args.duration {
@@ -153,7 +182,9 @@ fn receive_loop(socket: &UdpSocket, args: &Args, start: Instant, start_wall: Sys
         let arrival = stamp
             .and_then(|t| t.duration_since(start_wall).ok())
             .unwrap_or_else(|| start.elapsed());
-        let Some(datagram) = buf.get(..len) else { continue };
+        let Some(datagram) = buf.get(..len) else {
+            continue;
+        };
         let Ok((header, payload)) = parse_packet(datagram) else {
             log.push_invalid();
             continue;
@@ -189,8 +220,12 @@ fn run(args: Args) -> Result<(), String> {
     let speech_voiced_end_ms = wav_voiced_intervals(&speech).last().map(|iv| iv[1]);
     let socket = UdpSocket::bind(args.bind).map_err(|e| format!("bind {}: {e}", args.bind))?;
     rxstamp::enable_timestamps(&socket).map_err(|e| format!("SO_TIMESTAMPNS: {e}"))?;
-    socket.set_read_timeout(Some(FRAME)).map_err(|e| format!("set_read_timeout: {e}"))?;
-    let sender = socket.try_clone().map_err(|e| format!("clone socket: {e}"))?;
+    socket
+        .set_read_timeout(Some(FRAME))
+        .map_err(|e| format!("set_read_timeout: {e}"))?;
+    let sender = socket
+        .try_clone()
+        .map_err(|e| format!("clone socket: {e}"))?;
 
     // Both clocks are taken together: kernel receive stamps are wall clock, the sender is monotonic.
     let start_wall = SystemTime::now();
@@ -207,14 +242,26 @@ fn run(args: Args) -> Result<(), String> {
     let mut log = RxLog::new();
     let mut recording = vec![0i16; (args.duration.as_secs_f64() * f64::from(SAMPLE_RATE)) as usize];
     receive_loop(&socket, &args, start, start_wall, &mut log, &mut recording);
-    let mut summary = tx.join().map_err(|_| "sender thread panicked".to_string())?;
-    summary.speech_voiced_end_ms = if summary.speech_onset_ms.is_some() { speech_voiced_end_ms } else { None };
+    let mut summary = tx
+        .join()
+        .map_err(|_| "sender thread panicked".to_string())?;
+    summary.speech_voiced_end_ms = if summary.speech_onset_ms.is_some() {
+        speech_voiced_end_ms
+    } else {
+        None
+    };
 
-    let report = log.report(&args.bind.to_string(), &args.remote.to_string(), ms(args.duration), &summary);
+    let report = log.report(
+        &args.bind.to_string(),
+        &args.remote.to_string(),
+        ms(args.duration),
+        &summary,
+    );
     if let Some(path) = &args.record {
         write_wav(path, &recording)?;
     }
-    let json = serde_json::to_string_pretty(&report).map_err(|e| format!("serialise report: {e}"))?;
+    let json =
+        serde_json::to_string_pretty(&report).map_err(|e| format!("serialise report: {e}"))?;
     match &args.report {
         Some(path) => {
             // Write then rename, so a test polling for the file never reads half a report.
@@ -245,5 +292,65 @@ fn main() -> ExitCode {
             eprintln!("rtp_peer: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn full_command_line() {
+        let a = parse(&[
+            "--bind",
+            "127.0.0.1:4000",
+            "--remote",
+            "127.0.0.1:5000",
+            "--duration",
+            "2.5",
+            "--send",
+            "x.wav",
+            "--send-at",
+            "1",
+            "--pt",
+            "8",
+            "--record",
+            "r.wav",
+            "--report",
+            "r.json",
+        ])
+        .unwrap();
+        assert_eq!(a.bind, "127.0.0.1:4000".parse().unwrap());
+        assert_eq!(a.duration, Duration::from_millis(2500));
+        assert_eq!(a.send_at, Duration::from_secs(1));
+        assert_eq!(a.payload_type, PT_PCMA);
+        assert_eq!(a.send.as_deref(), Some(std::path::Path::new("x.wav")));
+        assert!(a.record.is_some() && a.report.is_some());
+    }
+
+    #[test]
+    fn bad_command_lines_are_explained() {
+        let base = ["--bind", "127.0.0.1:4000", "--remote", "127.0.0.1:5000"];
+        assert!(parse(&base).unwrap_err().contains("--duration is required"));
+        assert!(parse(&["--remote", "127.0.0.1:1", "--duration", "1"])
+            .unwrap_err()
+            .contains("--bind is required"));
+        assert!(parse(&["--bind", "nonsense"])
+            .unwrap_err()
+            .contains("bad address"));
+        assert!(parse(&["--duration", "-1"])
+            .unwrap_err()
+            .contains("bad seconds"));
+        assert!(parse(&["--pt", "18"])
+            .unwrap_err()
+            .contains("--pt must be 0"));
+        assert!(parse(&["--bogus"])
+            .unwrap_err()
+            .contains("unknown argument"));
+        assert!(parse(&["--bind"]).unwrap_err().contains("needs a value"));
     }
 }

@@ -138,7 +138,10 @@ fn options_out_of_dialog_advertises_capabilities() {
 fn unknown_and_unserved_methods() {
     let mut h = Harness::new();
     h.send(&Req::new("FROBNICATE", "m-1", "z9hG4bK-m1", 1).build());
-    assert_eq!(h.sent()[0].status(), Some((501, "Not Implemented".into())));
+    let sent = h.sent();
+    assert_eq!(sent[0].status(), Some((501, "Not Implemented".into())));
+    assert_eq!(sent[0].header("CSeq").as_deref(), Some("1 FROBNICATE"));
+    assert_ne!(sent[0].to_tag(), "");
 
     h.send(&Req::new("REGISTER", "m-2", "z9hG4bK-m2", 1).build());
     let sent = h.sent();
