@@ -257,7 +257,10 @@ impl JitterBuffer {
         marker: bool,
         pcm: &[i16],
     ) -> PushOutcome {
-        if pcm.is_empty() || !pcm.len().is_multiple_of(BLOCK) || pcm.len() > MAX_PACKET_BLOCKS * BLOCK {
+        if pcm.is_empty()
+            || !pcm.len().is_multiple_of(BLOCK)
+            || pcm.len() > MAX_PACKET_BLOCKS * BLOCK
+        {
             self.stats.unsupported += 1;
             return PushOutcome::Unsupported;
         }

@@ -155,6 +155,27 @@ impl BlockFilter {
         filter
     }
 
+    #[cfg(test)]
+    pub(crate) fn debug_state(&self) -> String {
+        let step_mean: f32 = self.step.iter().zip(&self.far_power).map(|(s, p)| s * (p + POWER_FLOOR)).sum::<f32>() / BINS as f32;
+        let energies: Vec<String> = (0..self.partitions)
+            .map(|k| {
+                let e: f32 = (k * BINS..(k + 1) * BINS)
+                    .map(|i| self.foreground_re[i].powi(2) + self.foreground_im[i].powi(2))
+                    .sum();
+                format!("{:.0}", 10.0 * (e + 1e-9).log10())
+            })
+            .collect();
+        format!(
+            "adapted {} leak {:.4} mu {:.3} prop0..4 {:?} fgE {:?}",
+            self.adapted,
+            self.leak,
+            step_mean,
+            &self.proportion[..5],
+            energies
+        )
+    }
+
     pub(crate) fn partitions(&self) -> usize {
         self.partitions
     }

@@ -489,6 +489,11 @@ impl EchoCanceller {
     }
 
     #[cfg(test)]
+    pub(crate) fn debug_state(&self) -> String {
+        format!("S {} {}", self.window_start, self.filter.debug_state())
+    }
+
+    #[cfg(test)]
     pub(crate) fn force_lag(&mut self, lag: usize) {
         self.place_window(lag);
     }

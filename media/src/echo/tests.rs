@@ -31,6 +31,7 @@ fn explore_erle() {
             let r = f * 160..f * 160 + 160;
             ec.process(&line.far[r.clone()], &line.near[r.clone()], &mut out[r]);
             let st = ec.stats();
+            if std::env::var("DBG").is_ok() && f % 10 == 0 && f < 150 { println!("f {f} {}", ec.debug_state()); }
             let now = (
                 st.delay_changes,
                 st.bulk_delay_ms.map(|d| d as i32),

@@ -285,7 +285,18 @@ fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// SIPp starts the peer with fork + exec and its sockets lack FD_CLOEXEC, so without this the
+/// peer would hold SIPp's SIP and media ports for its whole run: a later SIPp could not bind
+/// them. Nothing of ours is open yet except stdio.
+fn close_inherited_fds() {
+    // SAFETY: closes descriptors this process never uses (≥ 3) before anything opens files.
+    unsafe {
+        libc::close_range(3, libc::c_uint::MAX, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    close_inherited_fds();
     match parse_args(std::env::args().skip(1)).and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
