@@ -16,9 +16,16 @@ if [ -f "$DEST/.ok-$ORT_VERSION-$SILERO_VERSION" ] && [ -e "$DEST/libonnxruntime
   exit 0
 fi
 mkdir -p "$DEST/wheels"
-need() { command -v "$1" >/dev/null 2>&1 || { echo "setup-runtime: '$1' is required (apt-get install $2)" >&2; exit 1; }; }
-need python3 python3
-python3 -m pip --version >/dev/null 2>&1 || { echo "setup-runtime: pip is required (apt-get install python3-pip)" >&2; exit 1; }
+# pip only downloads wheels here (no install into the system Python).
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    echo "setup-runtime: installing python3-pip" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-pip >/dev/null
+  else
+    echo "setup-runtime: python3 with pip is required (sudo apt-get install python3-pip)" >&2
+    exit 1
+  fi
+fi
 
 verify() { echo "$2  $1" | sha256sum -c --quiet - ; }
 fetch() {

@@ -10,7 +10,7 @@
 //! start are not G.711 framing: an unaligned timestamp resynchronises, an unaligned length
 //! is dropped (`unsupported`).
 //!
-//! **Delay and target** ([`estimate`]). The *delay* is how much audio on-time packets find
+//! **Delay and target** (`estimate.rs`). The *delay* is how much audio on-time packets find
 //! buffered ahead of them (each packet's slack at arrival, normalised by its lateness
 //! relative to the fastest packet; minimum over the last 0.5–1 s). Lost packets never
 //! arrive, so loss does not bias it. The *target* is the network jitter: the 95th
@@ -33,9 +33,10 @@
 //!
 //! **Resync**: on an SSRC change or an unaligned timestamp the buffer restarts like a fresh
 //! stream (start delay, estimator cleared) while the concealment fades the old audio out.
-//! On a timestamp jump of more than 1 s (either way) within the same SSRC, buffered audio is
-//! flushed and the new timeline starts at the target delay, keeping the (rebased) jitter
-//! estimate: it is the same sender on the same network path.
+//! On a timestamp jump of more than 1 s within the same SSRC, buffered audio is flushed and
+//! the new timeline starts at the target delay, keeping the (rebased) jitter estimate: it is
+//! the same sender on the same network path. Backward jumps and unaligned timestamps are
+//! taken only once a second packet confirms them (one stray packet must not flush audio).
 //!
 //! **Talkspurts**: when a packet arrives with nothing queued and either the marker bit set
 //! (a talkspurt after silence suppression) or the concealment already faded to silence, it
@@ -150,7 +151,7 @@ pub struct JitterStats {
     /// Frames dropped to shrink the delay.
     pub accelerated: u64,
     /// Delay increases: underruns (nothing to play; counted once per outage) and
-    /// proactive one-frame stretches in quiet audio.
+    /// proactive one-frame stretches when the delay is under target.
     pub expanded: u64,
     pub unsupported: u64,
 }
@@ -192,7 +193,16 @@ pub struct JitterBuffer {
     last_adjust: Option<Instant>,
     /// Since when the delay has been at least a frame above target.
     excess_since: Option<Instant>,
+    /// Timestamp that would confirm a backward/unaligned discontinuity.
+    pending_discontinuity: Option<u32>,
     stats: JitterStats,
+}
+
+enum Timeline {
+    Continues,
+    Reset,
+    /// A discontinuity seen once: the packet is dropped until a second one confirms it.
+    Unconfirmed,
 }
 
 impl JitterBuffer {
@@ -233,6 +243,7 @@ impl JitterBuffer {
             target: 0,
             last_adjust: None,
             excess_since: None,
+            pending_discontinuity: None,
             stats: JitterStats::default(),
         };
         buffer.target = buffer.start_delay();
@@ -264,10 +275,17 @@ impl JitterBuffer {
             self.stats.unsupported += 1;
             return PushOutcome::Unsupported;
         }
-        let resynced = self.follow_timeline(now, timestamp, ssrc);
-        if resynced {
-            self.stats.resyncs += 1;
-        }
+        let resynced = match self.follow_timeline(now, timestamp, ssrc, pcm.len()) {
+            Timeline::Continues => false,
+            Timeline::Reset => {
+                self.stats.resyncs += 1;
+                true
+            }
+            Timeline::Unconfirmed => {
+                self.stats.late += 1;
+                return PushOutcome::Late;
+            }
+        };
         let start = self.unwrap_timestamp(timestamp);
         let end = start + pcm.len() as i64;
 
@@ -356,23 +374,52 @@ impl JitterBuffer {
         align_up(i64::from(self.config.start_delay_ms) * SAMPLES_PER_MS)
     }
 
-    /// Handles a new SSRC or a discontinuity; returns whether the timeline was reset.
-    fn follow_timeline(&mut self, now: Instant, timestamp: u32, ssrc: u32) -> bool {
+    /// Handles a new SSRC or a timestamp discontinuity.
+    ///
+    /// A forward jump is taken at once (the usual cause is a talkspurt after a long
+    /// silence). A backward jump or an unaligned timestamp could also be one stray packet
+    /// (a very late straggler, a corrupt header), which must not flush good audio: it is
+    /// taken only when the next packet continues from it, like RFC 3550 A.1 does for
+    /// sequence jumps.
+    fn follow_timeline(
+        &mut self,
+        now: Instant,
+        timestamp: u32,
+        ssrc: u32,
+        samples: usize,
+    ) -> Timeline {
         if !self.started || ssrc != self.ssrc {
             let was_started = self.started;
             self.restart(timestamp, ssrc);
-            return was_started;
+            return if was_started {
+                Timeline::Reset
+            } else {
+                Timeline::Continues
+            };
         }
-        let ext = self.unwrap_timestamp(timestamp);
-        if ext.rem_euclid(BLOCK_I64) != 0 {
-            self.restart(timestamp, ssrc);
-            return true;
+        let ext = self.ext_of(timestamp);
+        let aligned = ext.rem_euclid(BLOCK_I64) == 0;
+        let jump = ext - self.newest_end;
+        if aligned && (-JUMP_LIMIT..=JUMP_LIMIT).contains(&jump) {
+            self.pending_discontinuity = None;
+            return Timeline::Continues;
         }
-        if (ext - self.newest_end).abs() > JUMP_LIMIT {
+        if aligned && jump > JUMP_LIMIT {
+            self.pending_discontinuity = None;
             self.jump_timeline(now, ext);
-            return true;
+            return Timeline::Reset;
         }
-        false
+        if self.pending_discontinuity != Some(timestamp) {
+            self.pending_discontinuity = Some(timestamp.wrapping_add(samples as u32));
+            return Timeline::Unconfirmed;
+        }
+        self.pending_discontinuity = None;
+        if aligned {
+            self.jump_timeline(now, ext);
+        } else {
+            self.restart(timestamp, ssrc);
+        }
+        Timeline::Reset
     }
 
     /// Starts a new timeline at this packet (first packet, SSRC change, unaligned).
@@ -410,8 +457,13 @@ impl JitterBuffer {
         self.excess_since = None;
     }
 
+    /// Extended value of `timestamp` (nearest to the newest seen), without updating.
+    fn ext_of(&self, timestamp: u32) -> i64 {
+        self.ext_ref + i64::from(timestamp.wrapping_sub(self.ts_ref) as i32)
+    }
+
     fn unwrap_timestamp(&mut self, timestamp: u32) -> i64 {
-        let ext = self.ext_ref + i64::from(timestamp.wrapping_sub(self.ts_ref) as i32);
+        let ext = self.ext_of(timestamp);
         if ext > self.ext_ref {
             self.ts_ref = timestamp;
             self.ext_ref = ext;

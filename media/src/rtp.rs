@@ -448,8 +448,10 @@ impl RtpReceiver {
     ) -> Result<RtpPacketInfo, RtpDrop> {
         // RFC 5761 §4: with rtcp-mux, a second octet of 192..=223 is RTCP (SR=200 … APP=204
         // show up as marker + PT 72..76). Check before parsing: RTCP is not valid RTP.
-        if data.len() >= 2 && data[0] >> 6 == 2 && (192..=223).contains(&data[1]) {
-            return Err(RtpDrop::Rtcp);
+        if let [first, second, ..] = data {
+            if first >> 6 == 2 && (192..=223).contains(second) {
+                return Err(RtpDrop::Rtcp);
+            }
         }
         let reader = RtpReader::new(data).map_err(|e| match e {
             RtpReaderError::UnsupportedVersion(v) => RtpDrop::WrongVersion(v),

@@ -22,8 +22,8 @@ fn caller_hears_prompt_then_hangs_up() {
         "prompt must start right after the ACK: {why}"
     );
     assert!(
-        r.packets_rx >= 250,
-        "expected ~1 packet per 20 ms over 6 s: {why}"
+        r.packets_rx >= 240,
+        "expected ~1 packet per 20 ms over 5+ s: {why}"
     );
     assert_eq!(
         r.gaps_over_40ms, 0,

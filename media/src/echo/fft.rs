@@ -16,11 +16,14 @@ use std::f64::consts::PI;
 pub(crate) struct RealFft {
     /// Real transform size `n` (a power of two ≥ 4).
     size: usize,
-    /// Bit-reversal permutation of the `n/2`-point complex transform.
+    /// Bit-reversal permutation of the `n/2`-point complex transform, applied while loading
+    /// the work arrays so the transform itself needs no swap pass.
     bit_reverse: Vec<usize>,
-    /// `e^{-2πi j/(n/2)}` for `j < n/4`: twiddles of the complex transform.
-    complex_twiddle_re: Vec<f32>,
-    complex_twiddle_im: Vec<f32>,
+    /// Twiddles of the complex transform, stage by stage: for a butterfly span `s` the `s`
+    /// values `e^{-iπ j/s}` (j < s) sit at `[s, 2s)`, so every stage's inner loop reads them
+    /// contiguously.
+    stage_twiddle_re: Vec<f32>,
+    stage_twiddle_im: Vec<f32>,
     /// `e^{-2πi k/n}` for `k ≤ n/2`: twiddles of the real split step.
     split_twiddle_re: Vec<f32>,
     split_twiddle_im: Vec<f32>,
@@ -44,17 +47,23 @@ impl RealFft {
                 }
             })
             .collect();
-        let complex_angle = |j: usize| -2.0 * PI * j as f64 / half as f64;
+        let mut stage_twiddle_re = vec![0.0; half.max(2)];
+        let mut stage_twiddle_im = vec![0.0; half.max(2)];
+        let mut span = 1;
+        while span < half {
+            for j in 0..span {
+                let angle = -PI * j as f64 / span as f64;
+                stage_twiddle_re[span + j] = angle.cos() as f32;
+                stage_twiddle_im[span + j] = angle.sin() as f32;
+            }
+            span *= 2;
+        }
         let split_angle = |k: usize| -2.0 * PI * k as f64 / size as f64;
         Self {
             size,
             bit_reverse,
-            complex_twiddle_re: (0..half / 2)
-                .map(|j| complex_angle(j).cos() as f32)
-                .collect(),
-            complex_twiddle_im: (0..half / 2)
-                .map(|j| complex_angle(j).sin() as f32)
-                .collect(),
+            stage_twiddle_re,
+            stage_twiddle_im,
             split_twiddle_re: (0..=half).map(|k| split_angle(k).cos() as f32).collect(),
             split_twiddle_im: (0..=half).map(|k| split_angle(k).sin() as f32).collect(),
             work_re: vec![0.0; half],
@@ -63,11 +72,13 @@ impl RealFft {
     }
 
     /// Number of real samples per transform.
+    #[cfg(test)]
     pub(crate) fn size(&self) -> usize {
         self.size
     }
 
     /// Number of spectrum bins (`n/2 + 1`).
+    #[cfg(test)]
     pub(crate) fn bins(&self) -> usize {
         self.size / 2 + 1
     }
@@ -76,14 +87,9 @@ impl RealFft {
     /// Shorter slices are treated as zero-padded / truncated; nothing panics.
     pub(crate) fn forward(&mut self, input: &[f32], out_re: &mut [f32], out_im: &mut [f32]) {
         let half = self.size / 2;
-        for (k, (re, im)) in self
-            .work_re
-            .iter_mut()
-            .zip(self.work_im.iter_mut())
-            .enumerate()
-        {
-            *re = input.get(2 * k).copied().unwrap_or(0.0);
-            *im = input.get(2 * k + 1).copied().unwrap_or(0.0);
+        for (k, &slot) in self.bit_reverse.iter().enumerate() {
+            self.work_re[slot] = input.get(2 * k).copied().unwrap_or(0.0);
+            self.work_im[slot] = input.get(2 * k + 1).copied().unwrap_or(0.0);
         }
         self.complex_forward();
         // Split: X[k] = E[k] + W^k·O[k] with E, O the spectra of the even and odd samples,
@@ -116,13 +122,15 @@ impl RealFft {
             let (wr, wi) = (self.split_twiddle_re[k], -self.split_twiddle_im[k]);
             let odd_re = diff_re * wr - diff_im * wi;
             let odd_im = diff_re * wi + diff_im * wr;
-            // Z = E + i·O; the complex inverse is done as conj(FFT(conj(Z))).
-            self.work_re[k] = even_re - odd_im;
-            self.work_im[k] = -(even_im + odd_re);
+            // Z = E + i·O; the complex inverse is done as conj(FFT(conj(Z))), loaded in
+            // bit-reversed order.
+            let slot = self.bit_reverse[k];
+            self.work_re[slot] = even_re - odd_im;
+            self.work_im[slot] = -(even_im + odd_re);
         }
         self.complex_forward();
         let scale = 1.0 / half as f32;
-        for (k, (re, im)) in self.work_re.iter().zip(self.work_im.iter()).enumerate() {
+        for (k, (re, im)) in self.work_re.iter().zip(&self.work_im).enumerate() {
             if let Some(slot) = out.get_mut(2 * k) {
                 *slot = re * scale;
             }
@@ -132,34 +140,31 @@ impl RealFft {
         }
     }
 
-    /// In-place iterative radix-2 decimation-in-time FFT of `work_re`/`work_im`.
+    /// In-place iterative radix-2 decimation-in-time FFT of `work_re`/`work_im`, whose
+    /// input is already in bit-reversed order.
     fn complex_forward(&mut self) {
         let half = self.work_re.len();
-        for (i, &j) in self.bit_reverse.iter().enumerate() {
-            if j > i {
-                self.work_re.swap(i, j);
-                self.work_im.swap(i, j);
-            }
-        }
         let mut span = 1;
         while span < half {
-            let stride = half / (2 * span);
-            for start in (0..half).step_by(2 * span) {
+            let twiddle_re = &self.stage_twiddle_re[span..2 * span];
+            let twiddle_im = &self.stage_twiddle_im[span..2 * span];
+            for (group_re, group_im) in self
+                .work_re
+                .chunks_exact_mut(2 * span)
+                .zip(self.work_im.chunks_exact_mut(2 * span))
+            {
+                let (lo_re, hi_re) = group_re.split_at_mut(span);
+                let (lo_im, hi_im) = group_im.split_at_mut(span);
                 for j in 0..span {
-                    let (wr, wi) = (
-                        self.complex_twiddle_re[j * stride],
-                        self.complex_twiddle_im[j * stride],
-                    );
-                    let a = start + j;
-                    let b = a + span;
-                    let (br, bi) = (self.work_re[b], self.work_im[b]);
+                    let (wr, wi) = (twiddle_re[j], twiddle_im[j]);
+                    let (br, bi) = (hi_re[j], hi_im[j]);
                     let tr = wr * br - wi * bi;
                     let ti = wr * bi + wi * br;
-                    let (ar, ai) = (self.work_re[a], self.work_im[a]);
-                    self.work_re[b] = ar - tr;
-                    self.work_im[b] = ai - ti;
-                    self.work_re[a] = ar + tr;
-                    self.work_im[a] = ai + ti;
+                    let (ar, ai) = (lo_re[j], lo_im[j]);
+                    hi_re[j] = ar - tr;
+                    hi_im[j] = ai - ti;
+                    lo_re[j] = ar + tr;
+                    lo_im[j] = ai + ti;
                 }
             }
             span *= 2;

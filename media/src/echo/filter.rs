@@ -47,6 +47,9 @@ const VAR_LONG_SMOOTH: f64 = 0.7225;
 const VAR_SHORT_UPDATE: f64 = 0.5;
 const VAR_LONG_UPDATE: f64 = 0.25;
 const VAR_BACKTRACK: f64 = 4.0;
+/// Prior step weight of each partition before the expected echo onset, relative to the
+/// next one: those taps should stay empty, and noise adapted into them costs ERLE.
+const PRE_ONSET_WEIGHT: f32 = 0.2;
 /// Consecutive blocks of "output louder than input" after which the filter is reset.
 const DIVERGENCE_BLOCKS: u32 = 50;
 
@@ -108,6 +111,10 @@ pub(crate) struct BlockFilter {
     /// Partition whose circular-convolution part is removed next (one per block).
     constrain_next: usize,
     divergent_blocks: u32,
+    #[cfg(test)]
+    pub(crate) dbg: [f64; 4],
+    /// Partition where the echo is expected to start (the delay line's pre-margin).
+    expected_onset: usize,
 }
 
 impl BlockFilter {
@@ -150,6 +157,9 @@ impl BlockFilter {
             diff_var_long: 0.0,
             constrain_next: 0,
             divergent_blocks: 0,
+            #[cfg(test)]
+            dbg: [0.0; 4],
+            expected_onset: 0,
         };
         filter.reset_adaptation();
         filter
@@ -167,13 +177,20 @@ impl BlockFilter {
             })
             .collect();
         format!(
-            "adapted {} leak {:.4} mu {:.3} prop0..4 {:?} fgE {:?}",
+            "fg {:.1} bg {:.1} mu {:.2} adapted {} leak {:.4} mu {:.3} prop0..4 {:?} fgE {:?}",
+            10.0 * (self.dbg[0] / self.dbg[1]).log10(),
+            10.0 * (self.dbg[0] / self.dbg[2]).log10(),
+            self.dbg[3] / 20.0,
             self.adapted,
             self.leak,
             step_mean,
             &self.proportion[..5],
             energies
         )
+    }
+
+    pub(crate) fn expected_onset(&self) -> usize {
+        self.expected_onset
     }
 
     pub(crate) fn partitions(&self) -> usize {
@@ -186,19 +203,20 @@ impl BlockFilter {
         self.background_im.fill(0.0);
         self.foreground_re.fill(0.0);
         self.foreground_im.fill(0.0);
-        self.restart_step_control();
+        self.restart_step_control(0);
     }
 
     /// Restarts the step-size control in its fast initial mode, keeping the taps. Used when
     /// the window moved onto an echo the statistics have not seen yet.
-    pub(crate) fn restart_step_control(&mut self) {
-        // Prior: echo energy decays along the tail, so early partitions get larger steps
-        // (ratio ≈ 10 between the first and the last) until the filter knows better.
-        let decay = (-2.4 / self.partitions as f32).exp();
-        let mut weight = 1.0;
-        for p in self.proportion.iter_mut() {
-            *p = weight;
-            weight *= decay;
+    pub(crate) fn restart_step_control(&mut self, expected_onset: usize) {
+        self.expected_onset = expected_onset;
+        // Prior: the echo starts at `expected_onset` and its energy decays along the tail,
+        // so the onset partition gets the largest step (ratio ≈ 10 to the last) and the
+        // margin before it, which should stay empty, small ones until the filter knows better.
+        let onset = self.expected_onset;
+        let partitions = self.partitions;
+        for (k, p) in self.proportion.iter_mut().enumerate() {
+            *p = prior_weight(k, onset, partitions);
         }
         normalise(&mut self.proportion, 0.8);
         self.error_psd_avg = [0.0; BINS];
@@ -328,6 +346,13 @@ impl BlockFilter {
             near_energy: near_energy as f32,
             ..BlockReport::default()
         };
+        #[cfg(test)]
+        {
+            self.dbg[0] += near_energy;
+            self.dbg[1] += foreground_error_energy;
+            self.dbg[2] += background_error_energy;
+            self.dbg[3] += self.step.iter().zip(&self.far_power).map(|(s, p)| (s * (p + POWER_FLOOR)) as f64).sum::<f64>() / BINS as f64;
+        }
         if !foreground_error_energy.is_finite() || !background_error_energy.is_finite() {
             self.hard_reset(near, out);
             report.reset = true;
@@ -499,9 +524,10 @@ impl BlockFilter {
         // error that is visibly correlated with the echo estimate.
         let mut residual_ratio = (1e-4 * far_energy + 3.0 * self.leak * echo_energy) / error_energy;
         let correlated = cross * cross / (1.0 + error_energy * echo_energy);
-        residual_ratio = residual_ratio.max(correlated).min(0.5);
+        let rcap: f64 = knob("RCAP", 0.5);
+        residual_ratio = residual_ratio.max(correlated).min(rcap);
 
-        if !self.adapted && self.adaptation_sum > self.partitions as f64 && self.leak > 0.03 {
+        if !self.adapted && knob("NOADAPT", 0.0) == 0.0 && self.adaptation_sum > self.partitions as f64 && self.leak > 0.03 {
             self.adapted = true;
         }
         if self.adapted {
@@ -509,7 +535,7 @@ impl BlockFilter {
             let ratio = residual_ratio as f32;
             for bin in 0..BINS {
                 let error_psd = self.acc_im[bin] + 1.0;
-                let residual = (leak * self.acc_re[bin]).min(0.5 * error_psd);
+                let residual = (leak * self.acc_re[bin]).min(rcap as f32 * error_psd);
                 let residual = 0.7 * residual + 0.3 * ratio * error_psd;
                 self.step[bin] = residual / (error_psd * (self.far_power[bin] + POWER_FLOOR));
             }
@@ -517,7 +543,7 @@ impl BlockFilter {
             // Until the leak regression has something to regress on, adapt at a fixed
             // fraction of the far-to-error energy ratio (large while there is only echo).
             let rate = if far_energy > BLOCK as f64 * 1000.0 / 64.0 {
-                (0.25 * far_energy).min(0.25 * error_energy) / error_energy
+                (0.25 * far_energy).min(0.25 * error_energy) / error_energy * knob("INITMU", 0.5) / 0.5
             } else {
                 0.0
             };
@@ -531,7 +557,8 @@ impl BlockFilter {
     /// Background update `W_k += μ(f)·p_k·conj(X_k)·E`, then removes the circular part of one
     /// partition (rotating, as in AUMDF) so the blocks stay linear convolutions.
     fn adapt_background(&mut self) {
-        if self.adapted {
+        let mode = knob("PROPMODE", 2.0) as u32;
+        if self.adapted && mode != 1 {
             self.update_proportion();
         }
         for k in 0..self.partitions {
@@ -549,7 +576,7 @@ impl BlockFilter {
                 w_im[bin] += mu * (xr * ei - xi * er);
             }
         }
-        let all = std::env::var("ALLC").is_ok();
+        let all = knob("ALLC", 0.0) != 0.0;
         for k in 0..self.partitions {
             if !all && k != self.constrain_next {
                 continue;
@@ -587,6 +614,14 @@ impl BlockFilter {
             *p += 0.1 * max;
         }
         normalise(&mut self.proportion, 0.99);
+        let mode = knob("PROPMODE", 2.0) as u32;
+        if mode == 2 {
+            let mut prior = [0f32; 64];
+            for k in 0..self.partitions { prior[k] = prior_weight(k, self.expected_onset, self.partitions); }
+            normalise(&mut prior[..self.partitions], 0.99);
+            for (k, p) in self.proportion.iter_mut().enumerate() { *p = (*p * prior[k]).sqrt(); }
+            normalise(&mut self.proportion, 0.99);
+        }
     }
 
     /// Numerical trouble: forget everything and pass the near signal through this block.
@@ -596,6 +631,18 @@ impl BlockFilter {
         self.far_window = [0.0; WINDOW];
         self.reset_adaptation();
         out.copy_from_slice(near);
+    }
+}
+
+/// Prior step weight of partition `k` when the echo is expected to start in `onset`.
+fn prior_weight(k: usize, onset: usize, partitions: usize) -> f32 {
+    let pd = knob("PD", 4.0) as f32;
+    let pf = knob("PF", 0.0) as f32;
+    let decay = (-2.4 / pd).exp();
+    if k >= onset {
+        decay.powi((k - onset) as i32).max(pf)
+    } else {
+        PRE_ONSET_WEIGHT.powi((onset - k) as i32)
     }
 }
 
@@ -654,4 +701,16 @@ fn normalise(values: &mut [f32], total: f32) {
             *v *= total / sum;
         }
     }
+}
+
+/// Tuning knobs read once from the environment (development only).
+pub(crate) fn knob(name: &str, default: f64) -> f64 {
+    static KNOBS: std::sync::OnceLock<Vec<(String, f64)>> = std::sync::OnceLock::new();
+    let knobs = KNOBS.get_or_init(|| {
+        ["RCAP", "NOADAPT", "INITMU", "PROPMODE", "ALLC", "PD", "PF", "KEEPTAPS", "BIAS", "CONS"]
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().and_then(|v| v.parse().ok()).map(|v| (k.to_string(), v)))
+            .collect()
+    });
+    knobs.iter().find(|(k, _)| k == name).map_or(default, |(_, v)| *v)
 }

@@ -489,8 +489,10 @@ impl EchoCanceller {
     }
 
     #[cfg(test)]
-    pub(crate) fn debug_state(&self) -> String {
-        format!("S {} {}", self.window_start, self.filter.debug_state())
+    pub(crate) fn debug_state(&mut self) -> String {
+        let s = format!("S {} {}", self.window_start, self.filter.debug_state());
+        self.filter.dbg = [0.0; 4];
+        s
     }
 
     #[cfg(test)]
@@ -501,29 +503,36 @@ impl EchoCanceller {
     /// Moves the delay line if the echo onset `lag` is not comfortably inside the window.
     fn place_window(&mut self, lag: usize) {
         let start = self.window_start;
-        if lag >= start + BLOCK && lag < start + PRE_MARGIN + 2 * BLOCK {
-            return;
-        }
+        let inside = lag >= start + BLOCK && lag < start + PRE_MARGIN + 2 * BLOCK;
         let target = (lag.saturating_sub(PRE_MARGIN) / BLOCK * BLOCK).min(self.max_start);
-        if target == start {
-            return;
-        }
-        let shift = (target as isize - start as isize) / BLOCK as isize;
-        self.filter.shift_partitions(shift);
-        if !self.converged {
-            self.filter.restart_step_control();
-        }
-        self.window_start = target;
-        self.delay_changes += 1;
-        // Refill the far-end spectra for the new alignment from the history.
-        let newest_end = self.far_written as i64 - target as i64;
-        for k in 0..self.filter.partitions() {
-            let end = newest_end - (k * BLOCK) as i64;
-            let mut window = [0.0f32; 2 * BLOCK];
-            for (i, slot) in window.iter_mut().enumerate() {
-                *slot = self.far_sample(end - (2 * BLOCK) as i64 + i as i64);
+        if !inside && target != start {
+            let shift = (target as isize - start as isize) / BLOCK as isize;
+            if self.converged || filter::knob("KEEPTAPS", 0.0) != 0.0 {
+                // Keep what the filter knows; the echo moved by a few blocks at most.
+                self.filter.shift_partitions(shift);
+            } else {
+                // Taps learnt at a wrong alignment are noise: start clean.
+                self.filter.reset_adaptation();
             }
-            self.filter.load_far_window(k, &window);
+            self.window_start = target;
+            self.delay_changes += 1;
+            // Refill the far-end spectra for the new alignment from the history.
+            let newest_end = self.far_written as i64 - target as i64;
+            for k in 0..self.filter.partitions() {
+                let end = newest_end - (k * BLOCK) as i64;
+                let mut window = [0.0f32; 2 * BLOCK];
+                for (i, slot) in window.iter_mut().enumerate() {
+                    *slot = self.far_sample(end - (2 * BLOCK) as i64 + i as i64);
+                }
+                self.filter.load_far_window(k, &window);
+            }
+        }
+        // While still converging, point the step-size prior at the echo onset: adaptation
+        // effort spent on the (empty) taps before it is only noise.
+        let bias = filter::knob("BIAS", 16.0) as usize;
+        let onset = lag.saturating_sub(bias).saturating_sub(self.window_start) / BLOCK;
+        if !self.converged && onset != self.filter.expected_onset() {
+            self.filter.restart_step_control(onset);
         }
     }
 

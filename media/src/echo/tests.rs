@@ -6,16 +6,15 @@ use super::*;
 const SECOND: usize = 8000;
 const FRAMES_PER_SECOND: usize = 50;
 
+fn cases() -> Vec<(u64, f32, usize, usize)> {
+    let spec = std::env::var("CASES").unwrap_or("1,6,0,8;1,6,4,8".into());
+    spec.split(';').map(|c| { let v: Vec<&str> = c.split(',').collect(); (v[0].parse().unwrap(), v[1].parse().unwrap(), v[2].parse().unwrap(), v[3].parse().unwrap()) }).collect()
+}
+
 #[test]
 fn explore_erle() {
     let far_linear = prompt("prompt.wav");
-    for (seed, erl, delay_ms, disp) in [
-        (1, 6.0, 0, 8),
-        (1, 6.0, 4, 8),
-        (1, 6.0, 8, 8),
-        (1, 6.0, 16, 8),
-        (1, 6.0, 40, 8),
-    ] {
+    for (seed, erl, delay_ms, disp) in cases() {
         let h = echo_path(seed, disp, erl);
         let len = 6 * SECOND;
         let far_in = looped(&far_linear, len);
@@ -31,7 +30,7 @@ fn explore_erle() {
             let r = f * 160..f * 160 + 160;
             ec.process(&line.far[r.clone()], &line.near[r.clone()], &mut out[r]);
             let st = ec.stats();
-            if std::env::var("DBG").is_ok() && f % 10 == 0 && f < 150 { println!("f {f} {}", ec.debug_state()); }
+            if std::env::var("DBG").is_ok() && f % 4 == 0 && f < 120 { println!("f {f} {}", ec.debug_state()); }
             let now = (
                 st.delay_changes,
                 st.bulk_delay_ms.map(|d| d as i32),
