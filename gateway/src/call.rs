@@ -230,6 +230,7 @@ async fn run_media(
                 let now = Instant::now();
                 let destination = session.destination();
                 while let Some(tick) = session.poll_tick(now) {
+                    crate::pacing::OUTBOUND_LATENESS.record(tick.lateness);
                     if let Some(packet) = tick.packet {
                         // UDP send on loopback/LAN does not block; if the socket buffer is
                         // full the packet is dropped (counted) rather than delaying the clock.
@@ -395,11 +396,28 @@ fn log_media_event(ev: &MediaEvent) {
 
 fn log_media_stats(session: &MediaSession, send_errors: u64) {
     let s = session.stats();
+    let rx = session.receiver().stats();
+    let jb = session.jitter().stats();
+    let all = &crate::pacing::OUTBOUND_LATENESS;
     info!(
         ticks = s.ticks,
         max_lateness_ms = s.max_lateness.as_secs_f64() * 1000.0,
         vad_results = s.vad_results,
         send_errors,
+        rtp_received = rx.received,
+        rtp_lost = rx.lost,
+        rtp_strict_drops = rx.wrong_source,
+        jitter_ms = rx.jitter_ms,
+        jb_delay_ms = jb.current_delay_ms,
+        jb_concealed = jb.frames_concealed,
+        rtt_ms = s.round_trip.map(|d| d.as_secs_f64() * 1000.0),
         "media stats"
+    );
+    // Process-wide pacing figure (all calls so far), for the load benchmark.
+    info!(
+        ticks = all.count(),
+        p50_ms = all.quantile_ms(0.50),
+        p99_ms = all.quantile_ms(0.99),
+        "outbound pacing lateness"
     );
 }

@@ -3,6 +3,7 @@
 mod bot;
 mod call;
 mod config;
+mod pacing;
 mod ports;
 mod signalling;
 

@@ -117,6 +117,21 @@ impl Gateway {
         self.sip_addr
     }
 
+    /// CPU time (user + system) the gateway process has used so far, from /proc.
+    pub fn cpu_time(&self) -> Option<std::time::Duration> {
+        let pid = self.child.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may contain spaces) start after ") ".
+        let rest = stat.rsplit_once(") ")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
+        Some(std::time::Duration::from_secs_f64((utime + stime) as f64 / ticks as f64))
+    }
+
     /// The gateway's RTP port range (inclusive).
     pub fn rtp_range(&self) -> (u16, u16) {
         self.rtp_range

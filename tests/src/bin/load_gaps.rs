@@ -43,6 +43,8 @@ fn main() -> ExitCode {
     let (calls, rate) = (calls.max(1.0) as u32, rate.max(1.0) as u32);
     let run = TestRun::new("tool-load_gaps");
     let gw = Gateway::start(&run, &[]);
+    let cpu_before = gw.cpu_time();
+    let wall = std::time::Instant::now();
     let sipp = Sipp::new(&run, "uac_call_peer.xml", gw.sip_addr())
         .calls(&run, calls, calls, rate)
         .hold_ms((hold_s * 1000.0) as u64)
@@ -54,6 +56,8 @@ fn main() -> ExitCode {
     if sipp.exit_code != Some(0) {
         eprintln!("warning: some calls failed\n{}", sipp.diagnostics());
     }
+    let cpu = gw.cpu_time().zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
+    let wall = wall.elapsed();
     let reports = expect_reports(&sipp, &gw);
     for r in &reports {
         println!("{}", summarize(r));
@@ -70,6 +74,23 @@ fn main() -> ExitCode {
         p(100.0),
         sipp.stats().ok().and_then(|s| s.get("SuccessfulCall(C)").cloned()),
     );
+    // CPU: the gateway's CPU seconds over the run divided by the call-seconds it carried
+    // (calls × hold), i.e. the share of one core one call costs, setup included.
+    if let Some(cpu) = cpu {
+        let call_seconds = f64::from(calls) * hold_s;
+        println!(
+            "gateway CPU: {:.2} s over {:.1} s wall ({:.1} % of one core on average); per call: {:.3} % of one core",
+            cpu.as_secs_f64(),
+            wall.as_secs_f64(),
+            100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
+            100.0 * cpu.as_secs_f64() / call_seconds,
+        );
+    }
+    // The gateway logs its process-wide pacing histogram at every call end: take the last.
+    let log = std::fs::read_to_string(gw.stderr_path()).unwrap_or_default();
+    if let Some(line) = log.lines().rev().find(|l| l.contains("outbound pacing lateness")) {
+        println!("gateway {}", line.trim());
+    }
     if over == 0 && sipp.exit_code == Some(0) {
         ExitCode::SUCCESS
     } else {
