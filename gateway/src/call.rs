@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::bot::demo::{DemoAudio, DemoBot};
-use crate::bot::{Bot, BotCommand, BotEvent, Truncation};
+use crate::bot::{Bot, BotCommand, BotEvent, CallInfo, Truncation};
 use crate::config::Config;
 use crate::ports::{PortPool, RtpSockets};
 use crate::signalling::{CallSignal, SipCommand};
@@ -48,10 +48,11 @@ impl VadSink for ChannelSink {
 pub async fn run(
     ctx: Arc<CallContext>,
     call: CallHandle,
+    info: CallInfo,
     offer: Option<String>,
     mut signals: mpsc::Receiver<CallSignal>,
 ) {
-    let outcome = run_inner(&ctx, call, offer, &mut signals).await;
+    let outcome = run_inner(&ctx, call, info, offer, &mut signals).await;
     match outcome {
         Ok(reason) => info!(reason, "call ended"),
         Err(reason) => warn!(reason, "call failed"),
@@ -62,6 +63,7 @@ pub async fn run(
 async fn run_inner(
     ctx: &CallContext,
     call: CallHandle,
+    info: CallInfo,
     offer: Option<String>,
     signals: &mut mpsc::Receiver<CallSignal>,
 ) -> Result<String, String> {
@@ -92,7 +94,14 @@ async fn run_inner(
         },
         None => {
             let our_offer = sdp::create_offer(&local, sdp::Direction::SendRecv);
-            send(ctx, SipCommand::Answer { call, sdp: our_offer }).await;
+            send(
+                ctx,
+                SipCommand::Answer {
+                    call,
+                    sdp: our_offer,
+                },
+            )
+            .await;
             None
         }
     };
@@ -116,7 +125,11 @@ async fn run_inner(
             Some(CallSignal::Cancelled) => return Ok("cancelled".into()),
             Some(CallSignal::Ended { reason }) => return Ok(reason),
             Some(CallSignal::ReInvite { .. }) => {
-                send(ctx, respond_reinvite(call, Err((491, "Request Pending".into())))).await;
+                send(
+                    ctx,
+                    respond_reinvite(call, Err((491, "Request Pending".into()))),
+                )
+                .await;
             }
             None => return Err("signalling gone".into()),
         }
@@ -127,7 +140,7 @@ async fn run_inner(
         rtp_port = sockets.port,
         "call confirmed"
     );
-    run_media(ctx, call, sockets, &mut local, negotiated, signals).await
+    run_media(ctx, call, info, sockets, &mut local, negotiated, signals).await
 }
 
 fn respond_reinvite(call: CallHandle, result: Result<String, (u16, String)>) -> SipCommand {
@@ -175,6 +188,7 @@ fn session_config(ctx: &CallContext, n: &NegotiatedMedia) -> SessionConfig {
 async fn run_media(
     ctx: &CallContext,
     call: CallHandle,
+    info: CallInfo,
     sockets: RtpSockets,
     local: &mut LocalMedia,
     negotiated: NegotiatedMedia,
@@ -199,7 +213,7 @@ async fn run_media(
         ctx.cfg.bot.demo.hangup_after_reply,
     ));
     let mut commands = Vec::new();
-    bot.on_event(&BotEvent::CallStarted, &mut commands);
+    bot.on_event(&BotEvent::CallStarted(info), &mut commands);
     let max_duration = match ctx.cfg.calls.max_duration_s {
         0 => None,
         s => Some(now + Duration::from_secs(s)),

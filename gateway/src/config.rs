@@ -145,13 +145,22 @@ impl Config {
         self.advertised_ip()?;
         let m = &self.media;
         if m.rtp_port_min < 1024 || m.rtp_port_min % 2 != 0 {
-            return Err(invalid("media.rtp_port_min", "must be an even port >= 1024"));
+            return Err(invalid(
+                "media.rtp_port_min",
+                "must be an even port >= 1024",
+            ));
         }
         if m.rtp_port_max <= m.rtp_port_min {
-            return Err(invalid("media.rtp_port_max", "must be above media.rtp_port_min"));
+            return Err(invalid(
+                "media.rtp_port_max",
+                "must be above media.rtp_port_min",
+            ));
         }
         if m.codecs.is_empty() {
-            return Err(invalid("media.codecs", "must name at least one of PCMU, PCMA"));
+            return Err(invalid(
+                "media.codecs",
+                "must name at least one of PCMU, PCMA",
+            ));
         }
         for c in &m.codecs {
             if parse_codec(c).is_none() {

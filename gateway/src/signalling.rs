@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::bot::demo::DemoAudio;
+use crate::bot::CallInfo;
 use crate::call::{self, CallContext};
 use crate::config::Config;
 use crate::ports::PortPool;
@@ -50,7 +51,11 @@ pub enum CallSignal {
     Ended { reason: String },
 }
 
-pub async fn run(cfg: Arc<Config>, vad: Arc<media::vad::VadPool>, audio: DemoAudio) -> Result<(), String> {
+pub async fn run(
+    cfg: Arc<Config>,
+    vad: Arc<media::vad::VadPool>,
+    audio: DemoAudio,
+) -> Result<(), String> {
     let advertised = cfg.advertised_ip().map_err(|e| e.to_string())?;
     let (transport, mut incoming) = SipTransport::bind(cfg.sip.listen, cfg.sip.max_message_bytes)
         .await
@@ -144,8 +149,10 @@ fn dispatch(
             call_id,
             from,
             to,
+            to_user,
             offer,
             source,
+            headers,
             ..
         } => {
             let now = Instant::now();
@@ -157,8 +164,25 @@ fn dispatch(
             let (tx, rx) = mpsc::channel(16);
             calls.insert(call, tx);
             let span = tracing::info_span!("call", call_id = %call_id);
-            info!(parent: &span, %from, %to, %source, delayed_offer = offer.is_none(), "incoming call");
-            tokio::spawn(call::run(ctx.clone(), call, offer, rx).instrument(span));
+            let info = CallInfo {
+                p_asserted_identity: headers.get("P-Asserted-Identity").map(str::to_owned),
+                diversion: headers.get_all("Diversion").map(str::to_owned).collect(),
+                call_id,
+                from,
+                to,
+                to_user,
+            };
+            info!(
+                parent: &span,
+                from = %info.from,
+                to = %info.to,
+                pai = ?info.p_asserted_identity,
+                diversion = ?info.diversion,
+                %source,
+                delayed_offer = offer.is_none(),
+                "incoming call"
+            );
+            tokio::spawn(call::run(ctx.clone(), call, info, offer, rx).instrument(span));
             return;
         }
         UaEvent::CallConfirmed { call, answer } => (call, CallSignal::Confirmed { answer }),

@@ -129,7 +129,9 @@ impl Gateway {
         // SAFETY: sysconf has no preconditions.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
-        Some(std::time::Duration::from_secs_f64((utime + stime) as f64 / ticks as f64))
+        Some(std::time::Duration::from_secs_f64(
+            (utime + stime) as f64 / ticks as f64,
+        ))
     }
 
     /// The gateway's RTP port range (inclusive).

@@ -90,5 +90,17 @@ fn plain_call_over_tcp() {
         sipp.messages().contains("TCP message received"),
         "the call must have used TCP"
     );
+    // The carrier's identity headers are read and kept for the bot (logged with the call).
+    let log = std::fs::read_to_string(gw.stderr_path()).unwrap();
+    assert!(
+        log.contains("+15551230001@carrier.example"),
+        "P-Asserted-Identity kept: {}",
+        gw.log_tail(20)
+    );
+    assert!(
+        log.contains("reason=unconditional"),
+        "Diversion kept: {}",
+        gw.log_tail(20)
+    );
     gw.assert_healthy();
 }

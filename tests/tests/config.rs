@@ -51,7 +51,10 @@ fn environment_overrides_are_validated_and_name_the_key() {
     ] {
         let (code, out) = check(&[(key, value)], &["--check-config"]);
         assert_eq!(code, 2, "{key}={value} must be rejected: {out}");
-        assert!(out.contains(named), "{key}={value}: error must name {named}: {out}");
+        assert!(
+            out.contains(named),
+            "{key}={value}: error must name {named}: {out}"
+        );
     }
     // A valid override is accepted.
     let (code, out) = check(&[("GW__BARGEIN__THRESHOLD", "0.6")], &["--check-config"]);
@@ -75,14 +78,20 @@ fn bad_files_and_arguments_are_clean_errors() {
     std::fs::write(&typo, text.replace("min_silence_ms", "min_silense_ms")).unwrap();
     let (code, out) = check(&[], &["--config", typo.to_str().unwrap(), "--check-config"]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("min_silense_ms") || out.contains("min_silence_ms"), "{out}");
+    assert!(
+        out.contains("min_silense_ms") || out.contains("min_silence_ms"),
+        "{out}"
+    );
 }
 
 #[test]
 fn refuses_to_start_without_the_vad_runtime_and_names_the_setup_command() {
     for (key, value) in [
         ("GW__VAD__MODEL", "/nonexistent/silero_vad.onnx"),
-        ("GW__VAD__ONNXRUNTIME_LIBRARY", "/nonexistent/libonnxruntime.so"),
+        (
+            "GW__VAD__ONNXRUNTIME_LIBRARY",
+            "/nonexistent/libonnxruntime.so",
+        ),
     ] {
         let (code, out) = check(&[(key, value)], &[]);
         assert_eq!(code, 3, "{out}");

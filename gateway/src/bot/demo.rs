@@ -49,7 +49,7 @@ impl DemoBot {
 impl Bot for DemoBot {
     fn on_event(&mut self, event: &BotEvent, commands: &mut Vec<BotCommand>) {
         match event {
-            BotEvent::CallStarted => commands.push(BotCommand::Play {
+            BotEvent::CallStarted(_) => commands.push(BotCommand::Play {
                 playback_id: PROMPT_ID.into(),
                 samples: self.audio.prompt.clone(),
                 interruptible: true,
@@ -100,7 +100,7 @@ mod tests {
     fn prompt_then_reply_once_then_hangup() {
         let mut b = bot(true);
         let mut out = Vec::new();
-        b.on_event(&BotEvent::CallStarted, &mut out);
+        b.on_event(&BotEvent::CallStarted(Default::default()), &mut out);
         assert_eq!(ids(&out), ["play:prompt"]);
         out.clear();
         b.on_event(

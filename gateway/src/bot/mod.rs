@@ -8,7 +8,7 @@ pub mod demo;
 #[derive(Clone, Debug, PartialEq)]
 pub enum BotEvent {
     /// The call is answered and media flows.
-    CallStarted,
+    CallStarted(CallInfo),
     /// Caller speech confirmed (≥ min_speech_ms) while no interruptible audio played.
     SpeechStarted,
     /// The caller barged in: queued interruptible audio was dropped. One report per chunk
@@ -22,6 +22,19 @@ pub enum BotEvent {
     Dtmf { digit: char },
     /// The call is over; no command is applied after this.
     CallEnded,
+}
+
+/// Who called whom, as signalled (kept verbatim for the bot).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CallInfo {
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    /// The dialled number (To user part), if any.
+    pub to_user: Option<String>,
+    pub p_asserted_identity: Option<String>,
+    /// Every Diversion header, in order (RFC 5806).
+    pub diversion: Vec<String>,
 }
 
 /// How much of one chunk the caller actually heard.

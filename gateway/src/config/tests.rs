@@ -82,8 +82,13 @@ fn unknown_keys_and_missing_files_are_rejected() {
     let path = dir.join("typo.toml");
     std::fs::write(&path, text.replace("min_speech_ms", "min_speach_ms")).unwrap();
     let err = Config::load(&path).unwrap_err().to_string();
-    assert!(err.contains("min_speach_ms") || err.contains("min_speech_ms"), "{err}");
-    let err = Config::load(&dir.join("missing.toml")).unwrap_err().to_string();
+    assert!(
+        err.contains("min_speach_ms") || err.contains("min_speech_ms"),
+        "{err}"
+    );
+    let err = Config::load(&dir.join("missing.toml"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not found"), "{err}");
     std::fs::write(&path, "[sip\nlisten=").unwrap();
     assert!(Config::load(&path).is_err());

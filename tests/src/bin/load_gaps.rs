@@ -56,7 +56,10 @@ fn main() -> ExitCode {
     if sipp.exit_code != Some(0) {
         eprintln!("warning: some calls failed\n{}", sipp.diagnostics());
     }
-    let cpu = gw.cpu_time().zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
+    let cpu = gw
+        .cpu_time()
+        .zip(cpu_before)
+        .map(|(a, b)| a.saturating_sub(b));
     let wall = wall.elapsed();
     let reports = expect_reports(&sipp, &gw);
     for r in &reports {
@@ -88,7 +91,11 @@ fn main() -> ExitCode {
     }
     // The gateway logs its process-wide pacing histogram at every call end: take the last.
     let log = std::fs::read_to_string(gw.stderr_path()).unwrap_or_default();
-    if let Some(line) = log.lines().rev().find(|l| l.contains("outbound pacing lateness")) {
+    if let Some(line) = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("outbound pacing lateness"))
+    {
         println!("gateway {}", line.trim());
     }
     if over == 0 && sipp.exit_code == Some(0) {
