@@ -204,7 +204,10 @@ async fn run_media(
     };
     session.set_sending(negotiated.local_direction.sends());
     let (vad_tx, mut vad_rx) = mpsc::channel::<VadResult>(64);
-    let Some(mut vad) = ctx.vad.open_stream(Box::new(ChannelSink(vad_tx))) else {
+    let Some(mut vad) = ctx
+        .vad
+        .open_stream(Box::new(ChannelSink(vad_tx)), &ctx.cfg.pipeline_config())
+    else {
         send(ctx, SipCommand::Hangup { call }).await;
         return Err("VAD pool overloaded".into());
     };
@@ -252,8 +255,7 @@ async fn run_media(
                             send_errors += 1;
                         }
                     }
-                    let before = tick.caller_samples_before;
-                    vad.push(tick.caller_audio, |end| before + end as u64);
+                    vad.push_frame(tick.agent_audio, tick.caller_audio, tick.caller_samples_before);
                 }
             }
             r = sockets.rtp.recv_from(&mut rtp_buf) => {

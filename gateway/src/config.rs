@@ -71,6 +71,8 @@ pub struct BargeInSettings {
     pub threshold: f32,
     pub min_speech_ms: u32,
     pub min_silence_ms: u32,
+    pub echo_cancellation: bool,
+    pub noise_suppression: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -243,6 +245,15 @@ impl Config {
             .iter()
             .filter_map(|c| parse_codec(c))
             .collect()
+    }
+
+    /// The caller-audio path in front of the VAD.
+    pub fn pipeline_config(&self) -> media::pipeline::PipelineConfig {
+        media::pipeline::PipelineConfig {
+            echo_cancellation: self.bargein.echo_cancellation,
+            noise_suppression: self.bargein.noise_suppression,
+            ..Default::default()
+        }
     }
 
     pub fn bargein_config(&self) -> media::bargein::BargeInConfig {

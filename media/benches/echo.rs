@@ -44,7 +44,12 @@ fn prompt() -> Vec<i16> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut pos = 12;
     while pos + 8 <= bytes.len() {
-        let size = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]) as usize;
+        let size = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]) as usize;
         if &bytes[pos..pos + 4] == b"data" {
             let end = (pos + 8 + size).min(bytes.len());
             return bytes[pos + 8..end]
@@ -129,7 +134,9 @@ fn main() {
         per_frame_us.iter().copied().fold(f64::MAX, f64::min),
         per_frame_us.iter().copied().fold(0.0, f64::max),
     );
-    println!("ERLE second half of the prompt: {measured:.1} dB (canceller's own estimate {erle:.1} dB)");
+    println!(
+        "ERLE second half of the prompt: {measured:.1} dB (canceller's own estimate {erle:.1} dB)"
+    );
     println!("heap allocations while processing: {allocations}");
     if allocations != 0 {
         eprintln!("FAIL: the per-frame path allocated");

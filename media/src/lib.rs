@@ -5,6 +5,7 @@ pub mod echo;
 pub mod g711;
 pub mod jitter;
 pub mod playout;
+pub mod pipeline;
 pub mod plc;
 pub mod resample;
 pub mod rtcp;

@@ -98,6 +98,9 @@ pub struct Tick<'a> {
     pub packet: Option<&'a [u8]>,
     /// Caller audio for this frame, for the VAD.
     pub caller_audio: &'a [i16],
+    /// The agent audio sent in this frame (silence when idle or on hold): the echo
+    /// canceller's far-end reference.
+    pub agent_audio: &'a [i16],
     /// Caller sample counter at the start of `caller_audio` (VAD tags count from here).
     pub caller_samples_before: u64,
     /// How late the shell ran this tick against its absolute deadline.
@@ -257,6 +260,10 @@ impl MediaSession {
         let before = self.caller_samples;
         self.caller_samples += FRAME_SAMPLES as u64;
         self.collect_playout_events();
+        if !self.sending {
+            // Nothing goes out on hold, so nothing can echo back.
+            self.out_frame = [0; FRAME_SAMPLES];
+        }
         let packet = if self.sending {
             self.codec.encode_into(&self.out_frame, &mut self.payload);
             self.sender.build_into(
@@ -272,6 +279,7 @@ impl MediaSession {
         Some(Tick {
             packet,
             caller_audio: &self.caller_frame,
+            agent_audio: &self.out_frame,
             caller_samples_before: before,
             lateness: frame.lateness,
             voiced: frame.voiced,

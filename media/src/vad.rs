@@ -1,20 +1,22 @@
 //! Silero VAD through ONNX Runtime (`ort`, load-dynamic), batched across calls.
 //!
-//! Each call owns a [`VadStream`]: it turns 20 ms frames into the 256-sample (32 ms) chunks
-//! Silero expects at 8 kHz and submits them, without blocking, to a [`VadPool`]. The pool runs
-//! dedicated inference threads, each with one ONNX Runtime session; a thread drains every
-//! pending chunk (of many calls) and runs them as one batch, because a batch of 32 costs
-//! about a third per chunk of a batch of one (see docs/figures). Recurrent state and the
-//! 32-sample context stay inside the worker that owns the stream, so a stream is pinned to
-//! one worker for its life.
+//! Each call owns a [`VadStream`]: every 20 ms it submits, without blocking, the caller frame
+//! and the frame it sent to a [`VadPool`]. The pool runs dedicated threads, each with one
+//! ONNX Runtime session. A worker runs each stream's [`CallerPipeline`] (echo cancellation,
+//! noise suppression — CPU-heavy DSP kept off the call tasks), cuts the result into the
+//! 256-sample (32 ms) chunks Silero expects at 8 kHz, and runs every pending chunk (of many
+//! calls) as one batch, because a batch of 32 costs about a third per chunk of a batch of
+//! one (see docs/figures.md). Pipeline state, Silero's recurrent state and its 32-sample
+//! context live inside the worker that owns the stream, so a stream is pinned to one worker.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::pipeline::{CallerPipeline, ChunkContext, PipelineConfig, FRAME_SAMPLES};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -220,9 +222,11 @@ impl SileroSession {
 /// A VAD result delivered back to the call that submitted the chunk.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct VadResult {
-    /// The caller's tag for the chunk (e.g. its end time in samples).
+    /// Caller samples (counted from the start of the call) up to the chunk's end.
     pub tag: u64,
     pub probability: f32,
+    /// What the echo canceller knew while the chunk was filled (for the echo gate).
+    pub context: ChunkContext,
 }
 
 /// What happened to a delivered result.
@@ -241,18 +245,21 @@ pub trait VadSink: Send + 'static {
     fn deliver(&self, result: VadResult) -> Delivery;
 }
 
-// Chunks are the common message and carry their samples inline so submitting one does not
+// Frames are the common message and carry their samples inline so submitting one does not
 // allocate; the rare Open/Close messages pay the size.
 #[allow(clippy::large_enum_variant)]
 enum Job {
-    Chunk {
+    Frame {
         stream: u64,
-        tag: u64,
-        samples: [f32; CHUNK_SAMPLES],
+        /// Caller samples before this frame.
+        tag_base: u64,
+        far: [i16; FRAME_SAMPLES],
+        near: [i16; FRAME_SAMPLES],
     },
     Open {
         stream: u64,
         sink: Box<dyn VadSink>,
+        pipeline: Box<CallerPipeline>,
     },
     Close {
         stream: u64,
@@ -307,19 +314,24 @@ impl VadPool {
         &self.stats
     }
 
-    /// Opens a stream for one call; results go to `sink`.
-    pub fn open_stream(&self, sink: Box<dyn VadSink>) -> Option<VadStream> {
+    /// Opens a stream for one call with its own pipeline settings; results go to `sink`.
+    pub fn open_stream(&self, sink: Box<dyn VadSink>, cfg: &PipelineConfig) -> Option<VadStream> {
         let id = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let worker = self.senders.get(id as usize % self.senders.len())?.clone();
+        let pipeline = Box::new(CallerPipeline::new(cfg));
         // Never block the caller's task: a full queue means the pool is overloaded and the
         // call is better refused than left without barge-in.
-        worker.try_send(Job::Open { stream: id, sink }).ok()?;
+        worker
+            .try_send(Job::Open {
+                stream: id,
+                sink,
+                pipeline,
+            })
+            .ok()?;
         Some(VadStream {
             id,
             worker,
             stats: self.stats.clone(),
-            pending: [0.0; CHUNK_SAMPLES],
-            filled: 0,
         })
     }
 
@@ -333,9 +345,9 @@ impl VadPool {
 }
 
 fn worker_loop(mut session: SileroSession, rx: Receiver<Job>, stats: Arc<VadPoolStats>) {
-    let mut streams: HashMap<u64, (StreamState, Box<dyn VadSink>)> = HashMap::new();
-    let mut deferred: VecDeque<(u64, u64, [f32; CHUNK_SAMPLES])> = VecDeque::new();
-    let mut batch_ids: Vec<(u64, u64)> = Vec::with_capacity(MAX_BATCH);
+    let mut streams: HashMap<u64, Stream> = HashMap::new();
+    let mut deferred: VecDeque<Pending> = VecDeque::new();
+    let mut batch_ids: Vec<(u64, u64, ChunkContext)> = Vec::with_capacity(MAX_BATCH);
     let mut batch_chunks: Vec<[f32; CHUNK_SAMPLES]> = Vec::with_capacity(MAX_BATCH);
     let mut probabilities = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -362,15 +374,15 @@ fn worker_loop(mut session: SileroSession, rx: Receiver<Job>, stats: Arc<VadPool
         batch_ids.clear();
         batch_chunks.clear();
         let mut rest = VecDeque::new();
-        while let Some((stream, tag, samples)) = deferred.pop_front() {
-            if !streams.contains_key(&stream) {
+        while let Some(p) = deferred.pop_front() {
+            if !streams.contains_key(&p.stream) {
                 continue;
             }
-            if batch_ids.len() >= MAX_BATCH || batch_ids.iter().any(|(s, _)| *s == stream) {
-                rest.push_back((stream, tag, samples));
+            if batch_ids.len() >= MAX_BATCH || batch_ids.iter().any(|(s, _, _)| *s == p.stream) {
+                rest.push_back(p);
             } else {
-                batch_ids.push((stream, tag));
-                batch_chunks.push(samples);
+                batch_ids.push((p.stream, p.tag, p.context));
+                batch_chunks.push(p.samples);
             }
         }
         deferred = rest;
@@ -380,9 +392,11 @@ fn worker_loop(mut session: SileroSession, rx: Receiver<Job>, stats: Arc<VadPool
         let result = {
             let mut states: Vec<&mut StreamState> = Vec::with_capacity(batch_ids.len());
             // Collect disjoint mutable borrows in batch order.
-            let mut by_id: HashMap<u64, &mut StreamState> =
-                streams.iter_mut().map(|(id, (st, _))| (*id, st)).collect();
-            for (id, _) in &batch_ids {
+            let mut by_id: HashMap<u64, &mut StreamState> = streams
+                .iter_mut()
+                .map(|(id, st)| (*id, &mut st.silero))
+                .collect();
+            for (id, _, _) in &batch_ids {
                 if let Some(st) = by_id.remove(id) {
                     states.push(st);
                 }
@@ -401,11 +415,12 @@ fn worker_loop(mut session: SileroSession, rx: Receiver<Job>, stats: Arc<VadPool
             tracing::error!(error = %e, "VAD batch failed");
             continue;
         }
-        for ((stream, tag), probability) in batch_ids.iter().zip(probabilities.iter()) {
-            let delivery = streams.get(stream).map(|(_, sink)| {
-                sink.deliver(VadResult {
+        for ((stream, tag, context), probability) in batch_ids.iter().zip(probabilities.iter()) {
+            let delivery = streams.get(stream).map(|st| {
+                st.sink.deliver(VadResult {
                     tag: *tag,
                     probability: *probability,
+                    context: *context,
                 })
             });
             match delivery {
@@ -421,59 +436,92 @@ fn worker_loop(mut session: SileroSession, rx: Receiver<Job>, stats: Arc<VadPool
     }
 }
 
-fn apply(
-    job: Job,
-    streams: &mut HashMap<u64, (StreamState, Box<dyn VadSink>)>,
-    deferred: &mut VecDeque<(u64, u64, [f32; CHUNK_SAMPLES])>,
-) {
+/// A stream as its worker holds it.
+struct Stream {
+    pipeline: Box<CallerPipeline>,
+    silero: StreamState,
+    sink: Box<dyn VadSink>,
+}
+
+/// A chunk waiting for the next batch.
+struct Pending {
+    stream: u64,
+    tag: u64,
+    context: ChunkContext,
+    samples: [f32; CHUNK_SAMPLES],
+}
+
+fn apply(job: Job, streams: &mut HashMap<u64, Stream>, deferred: &mut VecDeque<Pending>) {
     match job {
-        Job::Open { stream, sink } => {
-            streams.insert(stream, (StreamState::default(), sink));
+        Job::Open {
+            stream,
+            sink,
+            pipeline,
+        } => {
+            streams.insert(
+                stream,
+                Stream {
+                    pipeline,
+                    silero: StreamState::default(),
+                    sink,
+                },
+            );
         }
         Job::Close { stream } => {
             streams.remove(&stream);
         }
-        Job::Chunk {
+        Job::Frame {
             stream,
-            tag,
-            samples,
-        } => deferred.push_back((stream, tag, samples)),
+            tag_base,
+            far,
+            near,
+        } => {
+            let Some(st) = streams.get_mut(&stream) else {
+                return;
+            };
+            st.pipeline
+                .process_frame(&far, &near, |samples, end, context| {
+                    deferred.push_back(Pending {
+                        stream,
+                        tag: tag_base + end as u64,
+                        context,
+                        samples: *samples,
+                    })
+                });
+        }
     }
 }
 
-/// A call's handle on the pool: accumulates 8 kHz audio into 32 ms chunks and submits them.
+/// A call's handle on the pool.
 pub struct VadStream {
     id: u64,
     worker: SyncSender<Job>,
     stats: Arc<VadPoolStats>,
-    pending: [f32; CHUNK_SAMPLES],
-    filled: usize,
 }
 
 impl VadStream {
-    /// Feeds caller audio. Each completed chunk is submitted with `tag_of(end_offset)` where
-    /// the argument is the index within `samples` just past the chunk's last sample. Never
-    /// blocks: a full queue drops the chunk (counted) rather than stalling the call.
-    pub fn push(&mut self, samples: &[i16], mut tag_of: impl FnMut(usize) -> u64) {
-        for (i, s) in samples.iter().enumerate() {
-            if let Some(slot) = self.pending.get_mut(self.filled) {
-                *slot = f32::from(*s) / 32768.0;
-            }
-            self.filled += 1;
-            if self.filled == CHUNK_SAMPLES {
-                self.filled = 0;
-                let job = Job::Chunk {
-                    stream: self.id,
-                    tag: tag_of(i + 1),
-                    samples: self.pending,
-                };
-                match self.worker.try_send(job) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                        self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
+    /// Submits one 20 ms tick: the caller frame (`near`), the frame we sent (`far`), and the
+    /// count of caller samples before it. Never blocks: a full queue drops the frame
+    /// (counted) rather than stalling the call.
+    pub fn push_frame(&mut self, far: &[i16], near: &[i16], caller_samples_before: u64) {
+        let mut job_far = [0i16; FRAME_SAMPLES];
+        let mut job_near = [0i16; FRAME_SAMPLES];
+        let n = near.len().min(FRAME_SAMPLES);
+        if let (Some(dst), Some(src)) = (job_near.get_mut(..n), near.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        let m = far.len().min(FRAME_SAMPLES);
+        if let (Some(dst), Some(src)) = (job_far.get_mut(..m), far.get(..m)) {
+            dst.copy_from_slice(src);
+        }
+        let job = Job::Frame {
+            stream: self.id,
+            tag_base: caller_samples_before,
+            far: job_far,
+            near: job_near,
+        };
+        if self.worker.try_send(job).is_err() {
+            self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

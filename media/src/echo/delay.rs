@@ -33,7 +33,8 @@ const SAME_LAG: usize = 2;
 pub(crate) struct DelayEstimator {
     /// Largest lag searched, in envelope values.
     max_lag: usize,
-    /// High-passed far envelope, newest at `head`, `max_lag + 1` values.
+    /// High-passed far envelope, a ring of `max_lag + 1` values written twice (at `i` and
+    /// `i + len`) so the last `len` values are always one contiguous slice, newest last.
     far_history: Vec<f32>,
     head: usize,
     correlation: Vec<f32>,
@@ -57,7 +58,7 @@ impl DelayEstimator {
     pub(crate) fn new(max_lag_ms: usize) -> Self {
         Self {
             max_lag: max_lag_ms,
-            far_history: vec![0.0; max_lag_ms + 1],
+            far_history: vec![0.0; 2 * (max_lag_ms + 1)],
             head: 0,
             correlation: vec![0.0; max_lag_ms + 1],
             near_energy: 0.0,
@@ -126,9 +127,12 @@ impl DelayEstimator {
         self.near_mean += MEAN_TRACKING * (near_env - self.near_mean);
         let far_hp = far_env - self.far_mean;
         let near_hp = near_env - self.near_mean;
-        let len = self.far_history.len();
+        let len = self.correlation.len();
         self.head = (self.head + 1) % len;
         if let Some(slot) = self.far_history.get_mut(self.head) {
+            *slot = far_hp;
+        }
+        if let Some(slot) = self.far_history.get_mut(self.head + len) {
             *slot = far_hp;
         }
         if far_env > ACTIVE_ENVELOPE {
@@ -138,11 +142,13 @@ impl DelayEstimator {
         let keep = 1.0 - 1.0 / MEMORY;
         self.near_energy = keep * self.near_energy + near_hp * near_hp;
         self.far_energy = keep * self.far_energy + far_hp * far_hp;
-        // correlation[lag] accumulates near(t)·far(t − lag); the history is a ring whose
-        // newest value is at `head`, so lag L sits at head − L.
-        let (recent, older) = self.far_history.split_at(self.head + 1);
-        let by_lag = recent.iter().rev().chain(older.iter().rev());
-        for (c, &f) in self.correlation.iter_mut().zip(by_lag) {
+        // correlation[lag] accumulates near(t)·far(t − lag): the window ending with the
+        // newest value at `head + len`, read backwards, is ordered by lag.
+        let window = self
+            .far_history
+            .get(self.head + 1..self.head + 1 + len)
+            .unwrap_or(&[]);
+        for (c, &f) in self.correlation.iter_mut().zip(window.iter().rev()) {
             *c = keep * *c + near_hp * f;
         }
 

@@ -96,8 +96,9 @@ impl RealFft {
         // recovered from Z[k] and conj(Z[half-k]).
         let bins = out_re.len().min(out_im.len()).min(half + 1);
         for k in 0..bins {
-            let a = k % half;
-            let b = (half - k) % half;
+            // Z[half] is Z[0] (periodicity); index without a modulo in the loop.
+            let a = if k == half { 0 } else { k };
+            let b = if k == 0 { 0 } else { half - k };
             let (ar, ai) = (self.work_re[a], self.work_im[a]);
             let (br, bi) = (self.work_re[b], -self.work_im[b]);
             let (even_re, even_im) = (0.5 * (ar + br), 0.5 * (ai + bi));
@@ -144,7 +145,38 @@ impl RealFft {
     /// input is already in bit-reversed order.
     fn complex_forward(&mut self) {
         let half = self.work_re.len();
-        let mut span = 1;
+        if half < 4 {
+            self.radix2_stages(1);
+            return;
+        }
+        // Spans 1 and 2 together as one radix-4 pass: their twiddles are 1 and −i, and
+        // their inner loops would be too short to vectorise on their own.
+        for (re, im) in self
+            .work_re
+            .chunks_exact_mut(4)
+            .zip(self.work_im.chunks_exact_mut(4))
+        {
+            let (b0r, b0i) = (re[0] + re[1], im[0] + im[1]);
+            let (b1r, b1i) = (re[0] - re[1], im[0] - im[1]);
+            let (b2r, b2i) = (re[2] + re[3], im[2] + im[3]);
+            let (b3r, b3i) = (re[2] - re[3], im[2] - im[3]);
+            re[0] = b0r + b2r;
+            im[0] = b0i + b2i;
+            re[2] = b0r - b2r;
+            im[2] = b0i - b2i;
+            // (−i)·b3 = (b3i, −b3r)
+            re[1] = b1r + b3i;
+            im[1] = b1i - b3r;
+            re[3] = b1r - b3i;
+            im[3] = b1i + b3r;
+        }
+        self.radix2_stages(4);
+    }
+
+    /// Radix-2 stages from butterfly span `first_span` up.
+    fn radix2_stages(&mut self, first_span: usize) {
+        let half = self.work_re.len();
+        let mut span = first_span;
         while span < half {
             let twiddle_re = &self.stage_twiddle_re[span..2 * span];
             let twiddle_im = &self.stage_twiddle_im[span..2 * span];

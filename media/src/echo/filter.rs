@@ -85,6 +85,10 @@ pub(crate) struct BlockFilter {
     proportion: Vec<f32>,
     /// Mean far-end power per bin over all partitions.
     far_power: [f32; BINS],
+    /// The far spectra were replaced wholesale: recompute `far_power` from scratch.
+    far_power_stale: bool,
+    /// Prior step weight per partition (see `restart_step_control`).
+    prior: Vec<f32>,
     step: [f32; BINS],
     // Scratch, reused every block.
     acc_re: [f32; BINS],
@@ -135,6 +139,8 @@ impl BlockFilter {
             foreground_im: vec![0.0; size],
             proportion: vec![0.0; partitions],
             far_power: [0.0; BINS],
+            far_power_stale: false,
+            prior: vec![0.0; partitions],
             step: [0.0; BINS],
             acc_re: [0.0; BINS],
             acc_im: [0.0; BINS],
@@ -167,7 +173,13 @@ impl BlockFilter {
 
     #[cfg(test)]
     pub(crate) fn debug_state(&self) -> String {
-        let step_mean: f32 = self.step.iter().zip(&self.far_power).map(|(s, p)| s * (p + POWER_FLOOR)).sum::<f32>() / BINS as f32;
+        let step_mean: f32 = self
+            .step
+            .iter()
+            .zip(&self.far_power)
+            .map(|(s, p)| s * (p + POWER_FLOOR))
+            .sum::<f32>()
+            / BINS as f32;
         let energies: Vec<String> = (0..self.partitions)
             .map(|k| {
                 let e: f32 = (k * BINS..(k + 1) * BINS)
@@ -208,16 +220,41 @@ impl BlockFilter {
 
     /// Restarts the step-size control in its fast initial mode, keeping the taps. Used when
     /// the window moved onto an echo the statistics have not seen yet.
+    /// Re-aims the step-size prior at a new expected onset, keeping everything else.
+    pub(crate) fn set_expected_onset(&mut self, expected_onset: usize) {
+        self.expected_onset = expected_onset;
+        let partitions = self.partitions;
+        for (k, p) in self.prior.iter_mut().enumerate() {
+            *p = prior_weight(k, expected_onset, partitions);
+        }
+        normalise(&mut self.prior, 0.99);
+    }
+
     pub(crate) fn restart_step_control(&mut self, expected_onset: usize) {
         self.expected_onset = expected_onset;
+        if knob("ZPRE", 1.0) != 0.0 {
+            // Taps before the onset were learnt before the delay was known (speech is
+            // correlated, so they partly "predict" the echo) and would only decay slowly.
+            let end = expected_onset.min(self.partitions) * BINS;
+            for coeffs in [
+                &mut self.background_re,
+                &mut self.background_im,
+                &mut self.foreground_re,
+                &mut self.foreground_im,
+            ] {
+                coeffs[..end].fill(0.0);
+            }
+        }
         // Prior: the echo starts at `expected_onset` and its energy decays along the tail,
         // so the onset partition gets the largest step (ratio ≈ 10 to the last) and the
         // margin before it, which should stay empty, small ones until the filter knows better.
         let onset = self.expected_onset;
         let partitions = self.partitions;
-        for (k, p) in self.proportion.iter_mut().enumerate() {
+        for (k, p) in self.prior.iter_mut().enumerate() {
             *p = prior_weight(k, onset, partitions);
         }
+        normalise(&mut self.prior, 0.99);
+        self.proportion.copy_from_slice(&self.prior);
         normalise(&mut self.proportion, 0.8);
         self.error_psd_avg = [0.0; BINS];
         self.echo_psd_avg = [0.0; BINS];
@@ -253,6 +290,7 @@ impl BlockFilter {
         if k >= self.partitions {
             return;
         }
+        self.far_power_stale = true;
         let slot = (self.newest + k) % self.partitions;
         let range = slot * BINS..(slot + 1) * BINS;
         self.fft.forward(
@@ -289,13 +327,13 @@ impl BlockFilter {
     }
 
     /// Processes one block: `far` is the delay-aligned reference, `near` the microphone
-    /// signal, `out` receives the foreground error. `adapt` false freezes the background.
+    /// signal, `out` receives the foreground error. `step_scale` scales the background's step (0 freezes it).
     pub(crate) fn process_block(
         &mut self,
         far: &[f32; BLOCK],
         near: &[f32; BLOCK],
         out: &mut [f32; BLOCK],
-        adapt: bool,
+        step_scale: f32,
     ) -> BlockReport {
         self.push_far(far);
 
@@ -351,7 +389,13 @@ impl BlockFilter {
             self.dbg[0] += near_energy;
             self.dbg[1] += foreground_error_energy;
             self.dbg[2] += background_error_energy;
-            self.dbg[3] += self.step.iter().zip(&self.far_power).map(|(s, p)| (s * (p + POWER_FLOOR)) as f64).sum::<f64>() / BINS as f64;
+            self.dbg[3] += self
+                .step
+                .iter()
+                .zip(&self.far_power)
+                .map(|(s, p)| (s * (p + POWER_FLOOR)) as f64)
+                .sum::<f64>()
+                / BINS as f64;
         }
         if !foreground_error_energy.is_finite() || !background_error_energy.is_finite() {
             self.hard_reset(near, out);
@@ -421,7 +465,12 @@ impl BlockFilter {
 
         let saturated = near.iter().any(|v| v.abs() >= 32000.0);
         self.update_step(background_error_energy);
-        if adapt && !saturated {
+        if step_scale > 0.0 && !saturated {
+            if step_scale < 1.0 {
+                for s in self.step.iter_mut() {
+                    *s *= step_scale;
+                }
+            }
             self.adapt_background();
         }
         report
@@ -433,24 +482,44 @@ impl BlockFilter {
         self.far_window[BLOCK..].copy_from_slice(far);
         self.newest = (self.newest + self.partitions - 1) % self.partitions;
         let range = self.newest * BINS..(self.newest + 1) * BINS;
+        let scale = 1.0 / self.partitions as f32;
+        // The slot being overwritten held the oldest partition: take it out of the mean...
+        for ((p, re), im) in self
+            .far_power
+            .iter_mut()
+            .zip(&self.far_re[range.clone()])
+            .zip(&self.far_im[range.clone()])
+        {
+            *p -= scale * (re * re + im * im);
+        }
         self.fft.forward(
             &self.far_window,
             &mut self.far_re[range.clone()],
-            &mut self.far_im[range],
+            &mut self.far_im[range.clone()],
         );
-        self.far_power = [0.0; BINS];
-        for (re, im) in self
-            .far_re
-            .chunks_exact(BINS)
-            .zip(self.far_im.chunks_exact(BINS))
-        {
-            for bin in 0..BINS {
-                self.far_power[bin] += re[bin] * re[bin] + im[bin] * im[bin];
+        // ...and put the newest in. Once per ring turn the sum is recomputed so rounding
+        // errors cannot accumulate.
+        if self.newest == 0 || self.far_power_stale {
+            self.far_power_stale = false;
+            self.far_power = [0.0; BINS];
+            for (re, im) in self
+                .far_re
+                .chunks_exact(BINS)
+                .zip(self.far_im.chunks_exact(BINS))
+            {
+                for ((p, r), i) in self.far_power.iter_mut().zip(re).zip(im) {
+                    *p += scale * (r * r + i * i);
+                }
             }
-        }
-        let scale = 1.0 / self.partitions as f32;
-        for p in self.far_power.iter_mut() {
-            *p *= scale;
+        } else {
+            for ((p, re), im) in self
+                .far_power
+                .iter_mut()
+                .zip(&self.far_re[range.clone()])
+                .zip(&self.far_im[range])
+            {
+                *p = (*p + scale * (re * re + im * im)).max(0.0);
+            }
         }
     }
 
@@ -527,7 +596,11 @@ impl BlockFilter {
         let rcap: f64 = knob("RCAP", 0.5);
         residual_ratio = residual_ratio.max(correlated).min(rcap);
 
-        if !self.adapted && knob("NOADAPT", 0.0) == 0.0 && self.adaptation_sum > self.partitions as f64 && self.leak > 0.03 {
+        if !self.adapted
+            && knob("NOADAPT", 1.0) == 0.0
+            && self.adaptation_sum > self.partitions as f64
+            && self.leak > 0.03
+        {
             self.adapted = true;
         }
         if self.adapted {
@@ -543,7 +616,8 @@ impl BlockFilter {
             // Until the leak regression has something to regress on, adapt at a fixed
             // fraction of the far-to-error energy ratio (large while there is only echo).
             let rate = if far_energy > BLOCK as f64 * 1000.0 / 64.0 {
-                (0.25 * far_energy).min(0.25 * error_energy) / error_energy * knob("INITMU", 0.5) / 0.5
+                (0.25 * far_energy).min(0.25 * error_energy) / error_energy * knob("INITMU", 0.5)
+                    / 0.5
             } else {
                 0.0
             };
@@ -578,7 +652,10 @@ impl BlockFilter {
         }
         let all = knob("ALLC", 0.0) != 0.0;
         for k in 0..self.partitions {
-            if !all && k != self.constrain_next {
+            let cons = knob("CONS", 2.0) as usize;
+            let lo = self.expected_onset.saturating_sub(1);
+            let always = cons > 0 && k >= lo && k < lo + cons;
+            if !all && !always && k != self.constrain_next {
                 continue;
             }
             let range = k * BINS..(k + 1) * BINS;
@@ -616,10 +693,9 @@ impl BlockFilter {
         normalise(&mut self.proportion, 0.99);
         let mode = knob("PROPMODE", 2.0) as u32;
         if mode == 2 {
-            let mut prior = [0f32; 64];
-            for k in 0..self.partitions { prior[k] = prior_weight(k, self.expected_onset, self.partitions); }
-            normalise(&mut prior[..self.partitions], 0.99);
-            for (k, p) in self.proportion.iter_mut().enumerate() { *p = (*p * prior[k]).sqrt(); }
+            for (p, prior) in self.proportion.iter_mut().zip(&self.prior) {
+                *p = (*p * prior).sqrt();
+            }
             normalise(&mut self.proportion, 0.99);
         }
     }
@@ -629,6 +705,8 @@ impl BlockFilter {
         self.far_re.fill(0.0);
         self.far_im.fill(0.0);
         self.far_window = [0.0; WINDOW];
+        self.far_power = [0.0; BINS];
+        self.far_power_stale = true;
         self.reset_adaptation();
         out.copy_from_slice(near);
     }
@@ -642,7 +720,7 @@ fn prior_weight(k: usize, onset: usize, partitions: usize) -> f32 {
     if k >= onset {
         decay.powi((k - onset) as i32).max(pf)
     } else {
-        PRE_ONSET_WEIGHT.powi((onset - k) as i32)
+        (knob("PRE", f64::from(PRE_ONSET_WEIGHT)) as f32).powi((onset - k) as i32)
     }
 }
 
@@ -707,10 +785,21 @@ fn normalise(values: &mut [f32], total: f32) {
 pub(crate) fn knob(name: &str, default: f64) -> f64 {
     static KNOBS: std::sync::OnceLock<Vec<(String, f64)>> = std::sync::OnceLock::new();
     let knobs = KNOBS.get_or_init(|| {
-        ["RCAP", "NOADAPT", "INITMU", "PROPMODE", "ALLC", "PD", "PF", "KEEPTAPS", "BIAS", "CONS"]
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().and_then(|v| v.parse().ok()).map(|v| (k.to_string(), v)))
-            .collect()
+        [
+            "RCAP", "NOADAPT", "SUSP", "SLIM", "PRE", "ZPRE", "INITMU", "PROPMODE", "ALLC", "PD", "PF", "KEEPTAPS",
+            "BIAS", "CONS",
+        ]
+        .iter()
+        .filter_map(|k| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(|v| (k.to_string(), v))
+        })
+        .collect()
     });
-    knobs.iter().find(|(k, _)| k == name).map_or(default, |(_, v)| *v)
+    knobs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or(default, |(_, v)| *v)
 }

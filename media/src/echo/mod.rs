@@ -44,6 +44,9 @@ const SAMPLES_PER_MS: usize = 8;
 /// The filter window starts this long before the estimated echo onset, so an estimate that
 /// is a few ms late still leaves the whole echo inside the window.
 const PRE_MARGIN: usize = 2 * BLOCK;
+/// The envelope correlation peaks at the echo's energy centre, about this long after
+/// its onset (samples).
+const ONSET_BIAS: usize = 2 * SAMPLES_PER_MS;
 /// Echo-path dispersion assumed when predicting the echo level from the far-end level.
 const DISPERSION: usize = 16 * SAMPLES_PER_MS;
 /// Full-scale power (i16).
@@ -63,8 +66,9 @@ const ERLE_SLOW: f32 = 0.96;
 const ERLE_FAST: f32 = 0.7;
 /// The filter taps are re-examined this often (frames) to refine the bulk delay.
 const TAP_SCAN_FRAMES: u32 = 12;
-/// DC blocker pole (≈ 25 Hz high-pass): a DC offset on either side is not echo.
-const DC_POLE: f32 = 0.98;
+/// DC blocker pole on the reference (≈ 6 Hz high-pass): a DC offset in what we send
+/// would inflate the far-end power estimates but cannot come back as echo.
+const DC_POLE: f32 = 0.995;
 
 /// Configuration of one canceller. Out-of-range values are clamped by [`EchoCanceller::new`].
 #[derive(Debug, Clone, PartialEq)]
@@ -156,7 +160,6 @@ pub struct EchoCanceller {
     hangover_frames: u32,
     far_active_power: f32,
     far_dc: DcBlocker,
-    near_dc: DcBlocker,
     /// Far-end samples as sent (after DC removal), a ring indexed by absolute sample number.
     far_history: Vec<f32>,
     far_written: u64,
@@ -175,6 +178,13 @@ pub struct EchoCanceller {
     aligned_block: [f32; BLOCK],
     out_block: [f32; BLOCK],
     near_end_hold: u32,
+    /// A bulk delay has been found at least once.
+    locked: bool,
+    suspicion_hold: u32,
+    suspicious_frames: u32,
+    #[cfg(test)]
+    pub(crate) dbg_counts: [u32; 4],
+    last_out_power: f32,
     double_talk_hold: u32,
     double_talk: bool,
     erle_near_slow: f32,
@@ -220,7 +230,6 @@ impl EchoCanceller {
             hangover_frames: hangover_samples.div_ceil(FRAME_SAMPLES) as u32,
             far_active_power: FULL_SCALE_POWER * 10f32.powf(cfg.far_active_dbfs / 10.0),
             far_dc: DcBlocker::default(),
-            near_dc: DcBlocker::default(),
             far_history: vec![0.0; history],
             far_written: 0,
             far_block_power: vec![0.0; power_blocks],
@@ -237,6 +246,12 @@ impl EchoCanceller {
             aligned_block: [0.0; BLOCK],
             out_block: [0.0; BLOCK],
             near_end_hold: 0,
+            locked: false,
+            suspicion_hold: 0,
+            suspicious_frames: 0,
+            #[cfg(test)]
+            dbg_counts: [0; 4],
+            last_out_power: 0.0,
             double_talk_hold: 0,
             double_talk: false,
             erle_near_slow: 0.0,
@@ -294,6 +309,7 @@ impl EchoCanceller {
         let mut out_energy = 0.0f32;
         let mut echo_energy = 0.0f32;
         let mut near_end_in_frame = false;
+        let mut suspicious_in_frame = false;
         let first_block = self.blocks_written;
         for (b, (near_chunk, out_chunk)) in near
             .chunks_exact(BLOCK)
@@ -306,7 +322,9 @@ impl EchoCanceller {
                 let x = self.far_dc.filter(x);
                 self.far_block[i] = x;
                 far_energy += x * x;
-                self.near_block[i] = self.near_dc.filter(f32::from(near_chunk[i]));
+                // No DC blocker on the near side: the caller's audio must reach the VAD as
+                // it came, and a DC offset there cannot correlate with the reference anyway.
+                self.near_block[i] = f32::from(near_chunk[i]);
             }
             self.push_far_block(far_energy / BLOCK as f32);
             if let Some(lag) = self.delay.push(&self.far_block, &self.near_block) {
@@ -315,20 +333,45 @@ impl EchoCanceller {
             self.read_aligned_block();
 
             let near_power = self.near_block.iter().map(|v| v * v).sum::<f32>() / BLOCK as f32;
-            let (far_reference, _) = self.far_power_in_echo_window(self.blocks_written - 1, 1);
+            let (far_reference, far_mean) = self.far_power_in_echo_window(self.blocks_written - 1, 1);
             if near_power > NEAR_FLOOR_POWER && near_power > NEAR_END_RATIO * far_reference {
                 self.near_end_hold = self.hangover_blocks;
                 near_end_in_frame = true;
             } else {
                 self.near_end_hold = self.near_end_hold.saturating_sub(1);
             }
-            let adapt = self.near_end_hold == 0 && far_reference > self.far_active_power;
+            // Once converged, output well above the residual the filter normally leaves is
+            // either quiet near-end speech or an echo-path change: adapt only slowly, so the
+            // former cannot drag the filter away while the latter is still learnt (the
+            // background then beats the foreground and gets copied).
+            let expected_residual = far_mean * self.erl_gain() / db_to_power(self.erle_db().max(0.0));
+            if self.converged && self.last_out_power > 4.0 * expected_residual + NEAR_FLOOR_POWER {
+                self.suspicion_hold = self.hangover_blocks;
+            } else {
+                self.suspicion_hold = self.suspicion_hold.saturating_sub(1);
+            }
+            suspicious_in_frame |= self.suspicion_hold > 0;
+            let step_scale = if self.near_end_hold > 0 || far_reference <= self.far_active_power {
+                0.0
+            } else if self.suspicion_hold > 0 {
+                filter::knob("SUSP", 0.1) as f32
+            } else {
+                1.0
+            };
             let report = self.filter.process_block(
                 &self.aligned_block,
                 &self.near_block,
                 &mut self.out_block,
-                adapt,
+                step_scale,
             );
+            self.last_out_power = report.out_energy / BLOCK as f32;
+            #[cfg(test)]
+            {
+                self.dbg_counts[if step_scale == 0.0 { 0 } else if step_scale < 1.0 { 1 } else { 2 }] += 1;
+                if report.foreground_updated {
+                    self.dbg_counts[3] += 1;
+                }
+            }
             if report.reset {
                 self.resets += 1;
                 self.converged = false;
@@ -353,7 +396,27 @@ impl EchoCanceller {
         let far_active = far_reference > self.far_active_power;
         let near_power = near_energy / len as f32;
         let out_power = out_energy / len as f32;
-        self.update_erle(far_active && !near_end_in_frame, near_power, out_power);
+        // Frames with near-end activity say nothing about the echo: keep them out of the
+        // ERLE. Output excess that persists while the far end talks is more likely an
+        // echo-path change than a caller who talks quietly for that long: the filter then
+        // no longer counts as converged, so it adapts at full speed again.
+        self.update_erle(far_active && !near_end_in_frame && !suspicious_in_frame, near_power, out_power);
+        if far_active && !near_end_in_frame {
+            if suspicious_in_frame {
+                self.suspicious_frames += 1;
+                if self.suspicious_frames >= filter::knob("SLIM", 20.0) as u32 {
+                    self.converged = false;
+                    self.suspicious_frames = 0;
+                    self.suspicion_hold = 0;
+                    self.erle_near_slow = 0.0;
+                    self.erle_out_slow = 0.0;
+                    self.erle_near_fast = 0.0;
+                    self.erle_out_fast = 0.0;
+                }
+            } else {
+                self.suspicious_frames = 0;
+            }
+        }
         if far_active && !near_end_in_frame && self.converged {
             self.erl_echo = 0.9 * self.erl_echo + 0.1 * echo_energy / len as f32;
             self.erl_far = 0.9 * self.erl_far + 0.1 * window_mean;
@@ -507,7 +570,7 @@ impl EchoCanceller {
         let target = (lag.saturating_sub(PRE_MARGIN) / BLOCK * BLOCK).min(self.max_start);
         if !inside && target != start {
             let shift = (target as isize - start as isize) / BLOCK as isize;
-            if self.converged || filter::knob("KEEPTAPS", 0.0) != 0.0 {
+            if self.converged {
                 // Keep what the filter knows; the echo moved by a few blocks at most.
                 self.filter.shift_partitions(shift);
             } else {
@@ -527,12 +590,16 @@ impl EchoCanceller {
                 self.filter.load_far_window(k, &window);
             }
         }
-        // While still converging, point the step-size prior at the echo onset: adaptation
-        // effort spent on the (empty) taps before it is only noise.
-        let bias = filter::knob("BIAS", 16.0) as usize;
-        let onset = lag.saturating_sub(bias).saturating_sub(self.window_start) / BLOCK;
-        if !self.converged && onset != self.filter.expected_onset() {
+        // Point the step-size prior at the echo onset: adaptation effort spent on the
+        // (empty) taps before it is only noise. The envelope lag is the echo's energy
+        // centre, about 2 ms after its onset.
+        let onset = lag.saturating_sub(ONSET_BIAS).saturating_sub(self.window_start) / BLOCK;
+        if !self.locked {
+            // First lock: what was learnt before the delay was known goes.
+            self.locked = true;
             self.filter.restart_step_control(onset);
+        } else if onset != self.filter.expected_onset() {
+            self.filter.set_expected_onset(onset);
         }
     }
 

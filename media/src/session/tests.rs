@@ -53,9 +53,17 @@ fn run_until(s: &mut MediaSession, until: Instant) -> Vec<(Option<Vec<u8>>, f64,
     while s.next_deadline() <= until {
         let now = s.next_deadline();
         while let Some(t) = s.poll_tick(now) {
-            let energy =
-                t.caller_audio.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / 160.0;
-            out.push((t.packet.map(|p| p.to_vec()), energy, t.caller_samples_before));
+            let energy = t
+                .caller_audio
+                .iter()
+                .map(|x| f64::from(*x).powi(2))
+                .sum::<f64>()
+                / 160.0;
+            out.push((
+                t.packet.map(|p| p.to_vec()),
+                energy,
+                t.caller_samples_before,
+            ));
         }
     }
     out
@@ -74,7 +82,10 @@ fn sends_one_packet_per_20ms_with_sample_clock_timestamps_and_silence_when_idle(
         assert_eq!(ts, 1000 + 160 * i as u32);
         assert_eq!(ssrc, 0x1234_5678);
         assert_eq!(p.len(), 12 + 160);
-        assert!(p[12..].iter().all(|b| *b == 0xFF), "µ-law silence when idle");
+        assert!(
+            p[12..].iter().all(|b| *b == 0xFF),
+            "µ-law silence when idle"
+        );
     }
 }
 
@@ -92,12 +103,23 @@ fn inbound_audio_reaches_the_caller_path_and_the_source_is_latched() {
         s.on_rtp(at, real, &rtp(i as u16, i * 160, 99, 0, i == 0, &frame));
         energies.extend(run_until(&mut s, at).into_iter().map(|t| t.1));
     }
-    assert_eq!(s.destination(), real, "symmetric RTP answers the real source");
+    assert_eq!(
+        s.destination(),
+        real,
+        "symmetric RTP answers the real source"
+    );
     let voiced = energies.iter().filter(|e| **e > 1e6).count();
-    assert!(voiced > 40, "caller audio flows through the jitter buffer: {voiced}");
+    assert!(
+        voiced > 40,
+        "caller audio flows through the jitter buffer: {voiced}"
+    );
     // A packet from a third address is ignored (strict RTP) and counted.
     let other: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    s.on_rtp(t0, other, &rtp(50, 50 * 160, 99, 0, false, &tone_frame(1.0)));
+    s.on_rtp(
+        t0,
+        other,
+        &rtp(50, 50 * 160, 99, 0, false, &tone_frame(1.0)),
+    );
     assert_eq!(s.receiver().stats().wrong_source, 1);
 }
 
@@ -106,12 +128,20 @@ fn garbage_rtp_is_counted_not_fatal() {
     let t0 = Instant::now();
     let mut s = MediaSession::new(config(), t0).unwrap();
     let src: SocketAddr = "127.0.0.1:41234".parse().unwrap();
-    for junk in [&b""[..], &b"\x00"[..], &[0xFFu8; 11][..], &[0x80, 0x00, 0x00][..]] {
+    for junk in [
+        &b""[..],
+        &b"\x00"[..],
+        &[0xFFu8; 11][..],
+        &[0x80, 0x00, 0x00][..],
+    ] {
         s.on_rtp(t0, src, junk);
     }
     s.on_rtp(t0, src, &rtp(1, 0, 5, 96, false, &[1, 2, 3])); // unknown PT
     let st = s.receiver().stats();
-    assert!(st.malformed + st.wrong_version + st.unknown_payload_type >= 5, "{st:?}");
+    assert!(
+        st.malformed + st.wrong_version + st.unknown_payload_type >= 5,
+        "{st:?}"
+    );
     assert_eq!(run_until(&mut s, t0 + Duration::from_millis(100)).len(), 6);
 }
 
@@ -121,6 +151,7 @@ fn vad(s: &mut MediaSession, now: Instant, tag: u64, p: f32) {
         VadResult {
             tag,
             probability: p,
+            context: Default::default(),
         },
     );
 }
@@ -201,7 +232,9 @@ fn speech_while_the_bot_is_silent_is_not_a_barge_in() {
     assert!(events
         .iter()
         .any(|e| matches!(e, MediaEvent::SpeechStarted { .. })));
-    assert!(!events.iter().any(|e| matches!(e, MediaEvent::BargeIn { .. })));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, MediaEvent::BargeIn { .. })));
 }
 
 #[test]
@@ -219,7 +252,10 @@ fn hold_stops_sending_and_loses_no_audio() {
     assert_eq!(first.len(), 5);
     s.set_sending(false);
     let held = run_until(&mut s, t0 + Duration::from_millis(1000));
-    assert!(held.iter().all(|(p, _, _)| p.is_none()), "nothing sent on hold");
+    assert!(
+        held.iter().all(|(p, _, _)| p.is_none()),
+        "nothing sent on hold"
+    );
     s.set_sending(true);
     let resumed = run_until(&mut s, t0 + Duration::from_millis(2000));
     let voiced = resumed

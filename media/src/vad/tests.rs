@@ -108,7 +108,13 @@ fn pool_returns_every_chunk_in_order_with_its_tag() {
     let rt = runtime();
     let pool = VadPool::start(&rt, 2, 1024).unwrap();
     let (tx, rx) = mpsc::sync_channel(1000);
-    let mut stream = pool.open_stream(Box::new(ChannelSink(tx))).unwrap();
+    // The plain path (no echo cancellation, no noise suppression): Silero sees the input as is.
+    let cfg = crate::pipeline::PipelineConfig {
+        echo_cancellation: false,
+        noise_suppression: false,
+        ..Default::default()
+    };
+    let mut stream = pool.open_stream(Box::new(ChannelSink(tx)), &cfg).unwrap();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prompts/prompt.wav");
     let bytes = std::fs::read(path).unwrap();
     let data = bytes.windows(4).position(|w| w == b"data").unwrap() + 8;
@@ -117,9 +123,9 @@ fn pool_returns_every_chunk_in_order_with_its_tag() {
         .map(|b| i16::from_le_bytes([b[0], b[1]]))
         .collect();
     let mut fed = 0u64;
+    let silence = [0i16; 160];
     for frame in pcm[..160 * 100].chunks(160) {
-        let base = fed;
-        stream.push(frame, |end| base + end as u64);
+        stream.push_frame(&silence, frame, fed);
         fed += frame.len() as u64;
     }
     let expected = (160 * 100) / CHUNK_SAMPLES;

@@ -1,0 +1,158 @@
+//! The caller-audio path in front of the VAD, per call:
+//!
+//! ```text
+//! near (jitter buffer out) ─┐
+//!                           ├─ echo canceller (linear output) ─ noise suppression ─ 32 ms chunks → Silero
+//! far (what we just sent) ──┘        └─ echo gate verdict ───────────────────────────┘ (with each chunk)
+//! ```
+//!
+//! The VAD is fed from the canceller's *linear* output: a residual-echo suppressor would also
+//! attenuate the caller during double talk. The echo gate instead tells the barge-in policy
+//! when inbound audio is no louder than the echo it should expect, so the policy raises its
+//! bar only then. Sans-IO and allocation-free per frame; it runs on the VAD worker threads
+//! (CPU-heavy DSP stays off the call tasks) and in the offline replay tool, identically.
+
+use crate::denoise::NoiseSuppressor;
+use crate::echo::{EchoCanceller, EchoConfig, EchoFrameInfo, EchoGate, EchoGateVerdict};
+use crate::vad::CHUNK_SAMPLES;
+
+/// Samples per 20 ms frame at 8 kHz.
+pub const FRAME_SAMPLES: usize = 160;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineConfig {
+    /// Cancel the echo of our own audio (the far end is exactly what we sent).
+    pub echo_cancellation: bool,
+    pub echo: EchoConfig,
+    /// dB inbound audio may exceed the expected echo level and still count as possible echo.
+    pub echo_gate_margin_db: f32,
+    /// RNNoise (nnnoiseless) before the VAD.
+    pub noise_suppression: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            echo_cancellation: true,
+            echo: EchoConfig::default(),
+            echo_gate_margin_db: EchoGate::default().margin_db,
+            noise_suppression: true,
+        }
+    }
+}
+
+/// What the pipeline knew about echo while a chunk was being filled.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ChunkContext {
+    /// Our audio was audible on the line during the chunk.
+    pub far_active: bool,
+    /// Some frame of the chunk was no louder than the echo our audio should produce.
+    pub echo_likely: bool,
+}
+
+/// Per-frame details, for the replay tool's plot.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FrameTrace {
+    pub echo: Option<EchoFrameInfo>,
+    pub gate: Option<EchoGateVerdict>,
+    /// Level of the audio the VAD sees (dBFS).
+    pub vad_input_level_db: f32,
+}
+
+pub struct CallerPipeline {
+    echo: Option<EchoCanceller>,
+    gate: EchoGate,
+    noise: Option<NoiseSuppressor>,
+    cancelled: [i16; FRAME_SAMPLES],
+    cleaned: [i16; FRAME_SAMPLES],
+    chunk: [f32; CHUNK_SAMPLES],
+    filled: usize,
+    context: ChunkContext,
+}
+
+impl CallerPipeline {
+    pub fn new(cfg: &PipelineConfig) -> Self {
+        CallerPipeline {
+            echo: cfg
+                .echo_cancellation
+                .then(|| EchoCanceller::new(cfg.echo.clone())),
+            gate: EchoGate::new(cfg.echo_gate_margin_db),
+            noise: cfg.noise_suppression.then(NoiseSuppressor::new),
+            cancelled: [0; FRAME_SAMPLES],
+            cleaned: [0; FRAME_SAMPLES],
+            chunk: [0.0; CHUNK_SAMPLES],
+            filled: 0,
+            context: ChunkContext::default(),
+        }
+    }
+
+    /// One 20 ms tick: `near` is the caller audio, `far` what we sent in the same tick.
+    /// Calls `on_chunk(samples, end, context)` for each completed 32 ms chunk, where `end`
+    /// is the index in this frame just past the chunk's last sample.
+    pub fn process_frame(
+        &mut self,
+        far: &[i16],
+        near: &[i16],
+        mut on_chunk: impl FnMut(&[f32; CHUNK_SAMPLES], usize, ChunkContext),
+    ) -> FrameTrace {
+        let len = near.len().min(FRAME_SAMPLES);
+        let mut trace = FrameTrace::default();
+        let near = near.get(..len).unwrap_or(&[]);
+        let cancelled = &mut self.cancelled[..len];
+        match self.echo.as_mut() {
+            Some(echo) if far.len() == len => {
+                let info = echo.process(far, near, cancelled);
+                let verdict = self.gate.assess_frame(&info);
+                self.context.far_active |= info.far_active;
+                self.context.echo_likely |= verdict == EchoGateVerdict::WithinExpectedEcho;
+                trace.echo = Some(info);
+                trace.gate = Some(verdict);
+            }
+            _ => cancelled.copy_from_slice(near),
+        }
+        let cleaned = &mut self.cleaned[..len];
+        // A frame the suppressor cannot take (not a multiple of 10 ms) passes unchanged.
+        let denoised = match self.noise.as_mut() {
+            Some(ns) => ns.process(cancelled, cleaned).is_ok(),
+            None => false,
+        };
+        if !denoised {
+            cleaned.copy_from_slice(cancelled);
+        }
+        trace.vad_input_level_db = level_db(cleaned);
+        for (i, s) in cleaned.iter().enumerate() {
+            if let Some(slot) = self.chunk.get_mut(self.filled) {
+                *slot = f32::from(*s) / 32768.0;
+            }
+            self.filled += 1;
+            if self.filled == CHUNK_SAMPLES {
+                self.filled = 0;
+                on_chunk(&self.chunk, i + 1, self.context);
+                self.context = ChunkContext::default();
+            }
+        }
+        trace
+    }
+
+    /// Echo canceller statistics (None when cancellation is off).
+    pub fn echo_stats(&self) -> Option<crate::echo::EchoStats> {
+        self.echo.as_ref().map(EchoCanceller::stats)
+    }
+}
+
+/// RMS level in dBFS (−100 for digital silence).
+pub fn level_db(samples: &[i16]) -> f32 {
+    if samples.is_empty() {
+        return -100.0;
+    }
+    let energy: f64 = samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>();
+    let rms = (energy / samples.len() as f64).sqrt() / 32768.0;
+    if rms <= 1e-5 {
+        -100.0
+    } else {
+        (20.0 * rms.log10()) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests;
