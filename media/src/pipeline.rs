@@ -93,6 +93,19 @@ impl CallerPipeline {
         &mut self,
         far: &[i16],
         near: &[i16],
+        on_chunk: impl FnMut(&[f32; CHUNK_SAMPLES], usize, ChunkContext),
+    ) -> FrameTrace {
+        self.process_frame_with(far, near, false, on_chunk)
+    }
+
+    /// As [`Self::process_frame`]; `shed_load` skips noise suppression for this frame (the
+    /// workers do this when they fall behind real time, so barge-in stays timely under
+    /// overload; echo cancellation is cheap and always runs).
+    pub fn process_frame_with(
+        &mut self,
+        far: &[i16],
+        near: &[i16],
+        shed_load: bool,
         mut on_chunk: impl FnMut(&[f32; CHUNK_SAMPLES], usize, ChunkContext),
     ) -> FrameTrace {
         let len = near.len().min(FRAME_SAMPLES);
@@ -113,8 +126,8 @@ impl CallerPipeline {
         let cleaned = &mut self.cleaned[..len];
         // A frame the suppressor cannot take (not a multiple of 10 ms) passes unchanged.
         let denoised = match self.noise.as_mut() {
-            Some(ns) => ns.process(cancelled, cleaned).is_ok(),
-            None => false,
+            Some(ns) if !shed_load => ns.process(cancelled, cleaned).is_ok(),
+            _ => false,
         };
         if !denoised {
             cleaned.copy_from_slice(cancelled);

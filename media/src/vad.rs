@@ -31,6 +31,9 @@ const STATE_LEN: usize = 128;
 const INPUT_LEN: usize = CHUNK_SAMPLES + CONTEXT_SAMPLES;
 /// Largest batch one run takes; more pending chunks wait for the next run.
 const MAX_BATCH: usize = 512;
+/// A frame that waited longer than this in the queue is processed without noise
+/// suppression: under overload, a timely barge-in beats a cleaner one.
+const SHED_AFTER: std::time::Duration = std::time::Duration::from_millis(40);
 
 #[derive(Debug, thiserror::Error)]
 pub enum VadError {
@@ -153,7 +156,7 @@ impl SileroSession {
     pub fn run_batch(
         &mut self,
         chunks: &[[f32; CHUNK_SAMPLES]],
-        streams: &mut [&mut StreamState],
+        streams: &mut [StreamState],
         probabilities: &mut Vec<f32>,
     ) -> Result<(), VadError> {
         let batch = chunks.len().min(streams.len());
@@ -253,6 +256,7 @@ enum Job {
         stream: u64,
         /// Caller samples before this frame.
         tag_base: u64,
+        submitted: std::time::Instant,
         far: [i16; FRAME_SAMPLES],
         near: [i16; FRAME_SAMPLES],
     },
@@ -273,6 +277,8 @@ pub struct VadPoolStats {
     pub batches: AtomicU64,
     pub dropped_full: AtomicU64,
     pub errors: AtomicU64,
+    /// Frames processed without noise suppression because the worker was behind.
+    pub shed_frames: AtomicU64,
     /// Largest batch run so far (mean batch size = chunks / batches).
     pub max_batch: AtomicU64,
 }
@@ -347,91 +353,92 @@ impl VadPool {
 fn worker_loop(mut session: SileroSession, rx: Receiver<Job>, stats: Arc<VadPoolStats>) {
     let mut streams: HashMap<u64, Stream> = HashMap::new();
     let mut deferred: VecDeque<Pending> = VecDeque::new();
+    let mut rest: VecDeque<Pending> = VecDeque::new();
     let mut batch_ids: Vec<(u64, u64, ChunkContext)> = Vec::with_capacity(MAX_BATCH);
     let mut batch_chunks: Vec<[f32; CHUNK_SAMPLES]> = Vec::with_capacity(MAX_BATCH);
+    let mut batch_states: Vec<StreamState> = Vec::with_capacity(MAX_BATCH);
     let mut probabilities = Vec::with_capacity(MAX_BATCH);
+    let mut generation = 0u64;
     loop {
-        // Block only when nothing is deferred from the previous batch.
+        // Block only when nothing is pending.
         if deferred.is_empty() {
             match rx.recv() {
-                Ok(job) => apply(job, &mut streams, &mut deferred),
+                Ok(job) => apply(job, &mut streams, &mut deferred, &stats),
                 Err(_) => return,
             }
         }
+        let mut disconnected = false;
         loop {
             match rx.try_recv() {
-                Ok(job) => apply(job, &mut streams, &mut deferred),
+                Ok(job) => apply(job, &mut streams, &mut deferred, &stats),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    if deferred.is_empty() {
-                        return;
-                    }
+                    disconnected = true;
                     break;
                 }
             }
         }
-        // One chunk per stream per batch: a stream's chunks depend on each other's state.
-        batch_ids.clear();
-        batch_chunks.clear();
-        let mut rest = VecDeque::new();
-        while let Some(p) = deferred.pop_front() {
-            if !streams.contains_key(&p.stream) {
-                continue;
-            }
-            if batch_ids.len() >= MAX_BATCH || batch_ids.iter().any(|(s, _, _)| *s == p.stream) {
-                rest.push_back(p);
-            } else {
+        // Run batches until every pending chunk is done. One chunk per stream per batch:
+        // a stream's chunks depend on each other's recurrent state.
+        while !deferred.is_empty() {
+            generation += 1;
+            batch_ids.clear();
+            batch_chunks.clear();
+            batch_states.clear();
+            while let Some(p) = deferred.pop_front() {
+                let Some(st) = streams.get_mut(&p.stream) else {
+                    continue; // closed meanwhile
+                };
+                if batch_ids.len() >= MAX_BATCH || st.batch_generation == generation {
+                    rest.push_back(p);
+                    continue;
+                }
+                st.batch_generation = generation;
                 batch_ids.push((p.stream, p.tag, p.context));
                 batch_chunks.push(p.samples);
+                batch_states.push(st.silero.clone());
             }
-        }
-        deferred = rest;
-        if batch_ids.is_empty() {
-            continue;
-        }
-        let result = {
-            let mut states: Vec<&mut StreamState> = Vec::with_capacity(batch_ids.len());
-            // Collect disjoint mutable borrows in batch order.
-            let mut by_id: HashMap<u64, &mut StreamState> = streams
-                .iter_mut()
-                .map(|(id, st)| (*id, &mut st.silero))
-                .collect();
-            for (id, _, _) in &batch_ids {
-                if let Some(st) = by_id.remove(id) {
-                    states.push(st);
-                }
+            std::mem::swap(&mut deferred, &mut rest);
+            if batch_ids.is_empty() {
+                break;
             }
-            session.run_batch(&batch_chunks, &mut states, &mut probabilities)
-        };
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats
-            .chunks
-            .fetch_add(batch_ids.len() as u64, Ordering::Relaxed);
-        stats
-            .max_batch
-            .fetch_max(batch_ids.len() as u64, Ordering::Relaxed);
-        if let Err(e) = result {
-            stats.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "VAD batch failed");
-            continue;
-        }
-        for ((stream, tag, context), probability) in batch_ids.iter().zip(probabilities.iter()) {
-            let delivery = streams.get(stream).map(|st| {
-                st.sink.deliver(VadResult {
+            let result = session.run_batch(&batch_chunks, &mut batch_states, &mut probabilities);
+            stats.batches.fetch_add(1, Ordering::Relaxed);
+            stats
+                .chunks
+                .fetch_add(batch_ids.len() as u64, Ordering::Relaxed);
+            stats
+                .max_batch
+                .fetch_max(batch_ids.len() as u64, Ordering::Relaxed);
+            if let Err(e) = result {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, batch = batch_ids.len(), "VAD batch failed");
+                continue;
+            }
+            let done = batch_ids.iter().zip(&batch_states).zip(&probabilities);
+            for (((stream, tag, context), state), probability) in done {
+                let Some(st) = streams.get_mut(stream) else {
+                    continue;
+                };
+                st.silero = state.clone();
+                let delivery = st.sink.deliver(VadResult {
                     tag: *tag,
                     probability: *probability,
                     context: *context,
-                })
-            });
-            match delivery {
-                Some(Delivery::Full) => {
-                    stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+                });
+                match delivery {
+                    Delivery::Delivered => {}
+                    Delivery::Full => {
+                        stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Delivery::Closed => {
+                        streams.remove(stream);
+                    }
                 }
-                Some(Delivery::Closed) => {
-                    streams.remove(stream);
-                }
-                _ => {}
             }
+        }
+        if disconnected {
+            return;
         }
     }
 }
@@ -441,6 +448,8 @@ struct Stream {
     pipeline: Box<CallerPipeline>,
     silero: StreamState,
     sink: Box<dyn VadSink>,
+    /// The batch this stream last joined (one chunk per stream per batch).
+    batch_generation: u64,
 }
 
 /// A chunk waiting for the next batch.
@@ -451,7 +460,12 @@ struct Pending {
     samples: [f32; CHUNK_SAMPLES],
 }
 
-fn apply(job: Job, streams: &mut HashMap<u64, Stream>, deferred: &mut VecDeque<Pending>) {
+fn apply(
+    job: Job,
+    streams: &mut HashMap<u64, Stream>,
+    deferred: &mut VecDeque<Pending>,
+    stats: &VadPoolStats,
+) {
     match job {
         Job::Open {
             stream,
@@ -464,6 +478,7 @@ fn apply(job: Job, streams: &mut HashMap<u64, Stream>, deferred: &mut VecDeque<P
                     pipeline,
                     silero: StreamState::default(),
                     sink,
+                    batch_generation: 0,
                 },
             );
         }
@@ -473,14 +488,19 @@ fn apply(job: Job, streams: &mut HashMap<u64, Stream>, deferred: &mut VecDeque<P
         Job::Frame {
             stream,
             tag_base,
+            submitted,
             far,
             near,
         } => {
             let Some(st) = streams.get_mut(&stream) else {
                 return;
             };
+            let shed = submitted.elapsed() > SHED_AFTER;
+            if shed {
+                stats.shed_frames.fetch_add(1, Ordering::Relaxed);
+            }
             st.pipeline
-                .process_frame(&far, &near, |samples, end, context| {
+                .process_frame_with(&far, &near, shed, |samples, end, context| {
                     deferred.push_back(Pending {
                         stream,
                         tag: tag_base + end as u64,
@@ -517,6 +537,7 @@ impl VadStream {
         let job = Job::Frame {
             stream: self.id,
             tag_base: caller_samples_before,
+            submitted: std::time::Instant::now(),
             far: job_far,
             near: job_near,
         };

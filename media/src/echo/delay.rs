@@ -4,10 +4,15 @@
 //! the reference has to be delayed first. Waveform cross-correlation over 1 200 lags would
 //! cost ~200 k multiply-adds per frame and is fooled by the echo path's phase; instead both
 //! signals are reduced to 1 ms amplitude envelopes (8 samples → 1 value), high-passed so that
-//! only their fluctuations (syllables, pitch pulses) remain, and correlated over 0–max lags
-//! with an exponential memory of ~2 s. That is ~170 multiply-adds per millisecond, is blind
-//! to the echo path's phase and level, and locates the echo's energy to about a millisecond —
-//! enough to place the filter window, whose own taps then give the precise delay.
+//! only their fluctuations (syllables, pitch pulses) remain, and correlated over 0–max lags.
+//! That is blind to the echo path's phase and level, and locates the echo's energy to about
+//! a millisecond — enough to place the filter window, whose own taps then give the precise
+//! delay.
+//!
+//! Two memories are kept: ~1 s, stable, used while the canceller works; ~0.3 s, used while
+//! it does not (at start, after an echo-path change), so a new delay is found in a few
+//! hundred milliseconds instead of waiting for the old one to fade. Together that is ~340
+//! multiply-adds per millisecond.
 //!
 //! Hysteresis: the estimate only moves when two consecutive evaluations (100 ms apart) agree
 //! on a lag more than 2 ms away from the current one, and only when the correlation is clear.
@@ -16,8 +21,9 @@
 pub(crate) const ENVELOPE_SAMPLES: usize = 8;
 /// Envelope values between evaluations (100 ms).
 const EVALUATION_INTERVAL: usize = 100;
-/// Memory of the correlation (envelope values, ≈ 2 s).
-const MEMORY: f32 = 2000.0;
+/// Memories of the correlations (envelope values).
+const SLOW_MEMORY: f32 = 1000.0;
+const FAST_MEMORY: f32 = 300.0;
 /// High-pass of the envelopes (1-pole mean tracker, ≈ 16 ms).
 const MEAN_TRACKING: f32 = 1.0 / 16.0;
 /// A far-end envelope value (mean |x|) below this is silence (≈ −66 dBFS).
@@ -30,6 +36,43 @@ const IMMEDIATE_QUALITY: f32 = 0.5;
 /// Lags (ms) within which two peaks count as the same delay.
 const SAME_LAG: usize = 2;
 
+/// Exponentially weighted correlation of near(t) with far(t − lag) for every lag.
+struct Correlation {
+    keep: f32,
+    by_lag: Vec<f32>,
+    near_energy: f32,
+    far_energy: f32,
+}
+
+impl Correlation {
+    fn new(lags: usize, memory: f32) -> Self {
+        Self { keep: 1.0 - 1.0 / memory, by_lag: vec![0.0; lags], near_energy: 0.0, far_energy: 0.0 }
+    }
+
+    /// `far_by_lag` = far(t), far(t − 1), … (newest first).
+    fn push<'a>(&mut self, near: f32, far_now: f32, far_by_lag: impl Iterator<Item = &'a f32>) {
+        let keep = self.keep;
+        self.near_energy = keep * self.near_energy + near * near;
+        self.far_energy = keep * self.far_energy + far_now * far_now;
+        for (c, &f) in self.by_lag.iter_mut().zip(far_by_lag) {
+            *c = keep * *c + near * f;
+        }
+    }
+
+    /// (lag, normalised correlation) of the highest peak.
+    fn peak(&self) -> (usize, f32) {
+        let (lag, best) = self
+            .by_lag
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0, f32::MIN), |acc, (lag, c)| if c > acc.1 { (lag, c) } else { acc });
+        let norm = (self.near_energy * self.far_energy).sqrt();
+        let quality = if norm > 0.0 { best / norm } else { 0.0 };
+        (lag, if quality.is_finite() { quality } else { 0.0 })
+    }
+}
+
 pub(crate) struct DelayEstimator {
     /// Largest lag searched, in envelope values.
     max_lag: usize,
@@ -37,9 +80,8 @@ pub(crate) struct DelayEstimator {
     /// `i + len`) so the last `len` values are always one contiguous slice, newest last.
     far_history: Vec<f32>,
     head: usize,
-    correlation: Vec<f32>,
-    near_energy: f32,
-    far_energy: f32,
+    slow: Correlation,
+    fast: Correlation,
     far_mean: f32,
     near_mean: f32,
     far_acc: f32,
@@ -50,19 +92,18 @@ pub(crate) struct DelayEstimator {
     candidate: Option<usize>,
     candidate_hits: u32,
     estimate: Option<usize>,
-    quality: f32,
 }
 
 impl DelayEstimator {
     /// Searches lags `0..=max_lag_ms` milliseconds.
     pub(crate) fn new(max_lag_ms: usize) -> Self {
+        let lags = max_lag_ms + 1;
         Self {
             max_lag: max_lag_ms,
-            far_history: vec![0.0; 2 * (max_lag_ms + 1)],
+            far_history: vec![0.0; 2 * lags],
             head: 0,
-            correlation: vec![0.0; max_lag_ms + 1],
-            near_energy: 0.0,
-            far_energy: 0.0,
+            slow: Correlation::new(lags, SLOW_MEMORY),
+            fast: Correlation::new(lags, FAST_MEMORY),
             far_mean: 0.0,
             near_mean: 0.0,
             far_acc: 0.0,
@@ -73,8 +114,13 @@ impl DelayEstimator {
             candidate: None,
             candidate_hits: 0,
             estimate: None,
-            quality: 0.0,
         }
+    }
+
+    /// Normalised correlation of the short-memory peak: how much of the recent near-end
+    /// envelope the far end explains (high for echo, whatever its path; low for a caller).
+    pub(crate) fn recent_echo_likeness(&self) -> f32 {
+        self.fast.peak().1
     }
 
     /// Current estimate in samples (the lag of the echo's main energy), if any.
@@ -82,27 +128,12 @@ impl DelayEstimator {
         self.estimate.map(|ms| ms * ENVELOPE_SAMPLES)
     }
 
-    /// Normalised correlation of the last evaluated peak (0..1).
-    #[cfg(test)]
-    pub(crate) fn quality(&self) -> f32 {
-        self.quality
-    }
-
-    /// Forgets the estimate (used when the caller knows the path changed).
-    #[cfg(test)]
-    pub(crate) fn clear(&mut self) {
-        self.correlation.fill(0.0);
-        self.near_energy = 0.0;
-        self.far_energy = 0.0;
-        self.candidate = None;
-        self.candidate_hits = 0;
-        self.estimate = None;
-        self.active_values = 0;
-    }
-
-    /// Feeds time-aligned far (as sent now, not delayed) and near samples. Returns the new
-    /// estimate in samples when it changed.
-    pub(crate) fn push(&mut self, far: &[f32], near: &[f32]) -> Option<usize> {
+    /// Feeds time-aligned far (as sent now, not delayed) and near samples. `searching`
+    /// selects the short memory (the canceller lost an echo path it had). Returns the new estimate
+    /// in samples when it changed.
+    /// `near_talks`: the near end clearly talks; its envelope then says nothing about the
+    /// echo and is kept out of the correlations.
+    pub(crate) fn push(&mut self, far: &[f32], near: &[f32], searching: bool, near_talks: bool) -> Option<usize> {
         let mut changed = None;
         for (&x, &y) in far.iter().zip(near) {
             self.far_acc += x.abs();
@@ -114,7 +145,7 @@ impl DelayEstimator {
                 self.far_acc = 0.0;
                 self.near_acc = 0.0;
                 self.acc_count = 0;
-                if let Some(lag) = self.push_envelope(far_env, near_env) {
+                if let Some(lag) = self.push_envelope(far_env, near_env, searching, near_talks) {
                     changed = Some(lag * ENVELOPE_SAMPLES);
                 }
             }
@@ -122,12 +153,12 @@ impl DelayEstimator {
         changed
     }
 
-    fn push_envelope(&mut self, far_env: f32, near_env: f32) -> Option<usize> {
+    fn push_envelope(&mut self, far_env: f32, near_env: f32, searching: bool, near_talks: bool) -> Option<usize> {
         self.far_mean += MEAN_TRACKING * (far_env - self.far_mean);
         self.near_mean += MEAN_TRACKING * (near_env - self.near_mean);
         let far_hp = far_env - self.far_mean;
         let near_hp = near_env - self.near_mean;
-        let len = self.correlation.len();
+        let len = self.slow.by_lag.len();
         self.head = (self.head + 1) % len;
         if let Some(slot) = self.far_history.get_mut(self.head) {
             *slot = far_hp;
@@ -138,18 +169,12 @@ impl DelayEstimator {
         if far_env > ACTIVE_ENVELOPE {
             self.active_values += 1;
         }
-
-        let keep = 1.0 - 1.0 / MEMORY;
-        self.near_energy = keep * self.near_energy + near_hp * near_hp;
-        self.far_energy = keep * self.far_energy + far_hp * far_hp;
-        // correlation[lag] accumulates near(t)·far(t − lag): the window ending with the
-        // newest value at `head + len`, read backwards, is ordered by lag.
-        let window = self
-            .far_history
-            .get(self.head + 1..self.head + 1 + len)
-            .unwrap_or(&[]);
-        for (c, &f) in self.correlation.iter_mut().zip(window.iter().rev()) {
-            *c = keep * *c + near_hp * f;
+        // The window ending with the newest value at `head + len`, read backwards, is
+        // ordered by lag.
+        let window = self.far_history.get(self.head + 1..self.head + 1 + len).unwrap_or(&[]);
+        if !near_talks {
+            self.slow.push(near_hp, far_hp, window.iter().rev());
+            self.fast.push(near_hp, far_hp, window.iter().rev());
         }
 
         self.since_evaluation += 1;
@@ -157,25 +182,23 @@ impl DelayEstimator {
             return None;
         }
         self.since_evaluation = 0;
-        self.evaluate()
+        self.evaluate(searching)
     }
 
-    fn evaluate(&mut self) -> Option<usize> {
+    fn evaluate(&mut self, searching: bool) -> Option<usize> {
         if self.active_values < MIN_ACTIVE_FOR_FIRST {
             return None;
         }
-        let (best_lag, best) =
-            self.correlation
-                .iter()
-                .copied()
-                .enumerate()
-                .fold(
-                    (0, f32::MIN),
-                    |acc, (lag, c)| if c > acc.1 { (lag, c) } else { acc },
-                );
-        let norm = (self.near_energy * self.far_energy).sqrt();
-        self.quality = if norm > 0.0 { best / norm } else { 0.0 };
-        if !self.quality.is_finite() || self.quality < MIN_QUALITY || best_lag > self.max_lag {
+        let (best_lag, quality) = if searching { self.fast.peak() } else { self.slow.peak() };
+        // The short memory is noisy: there a new lag must be clearly correlated and clearly
+        // beat the current one, or double talk would move the window about.
+        let convincing = !searching
+            || (quality >= IMMEDIATE_QUALITY
+                && self.estimate.is_none_or(|current| {
+                    let at = |lag: usize| self.fast.by_lag.get(lag).copied().unwrap_or(0.0);
+                    at(best_lag) > 2.0 * at(current)
+                }));
+        if quality < MIN_QUALITY || best_lag > self.max_lag || !convincing {
             self.candidate = None;
             self.candidate_hits = 0;
             return None;
@@ -194,7 +217,7 @@ impl DelayEstimator {
                 self.candidate_hits = 1;
             }
         }
-        let first_and_clear = self.estimate.is_none() && self.quality >= IMMEDIATE_QUALITY;
+        let first_and_clear = self.estimate.is_none() && quality >= IMMEDIATE_QUALITY;
         if self.candidate_hits >= 2 || first_and_clear {
             self.estimate = Some(best_lag);
             self.candidate = None;

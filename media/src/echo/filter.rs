@@ -50,6 +50,8 @@ const VAR_BACKTRACK: f64 = 4.0;
 /// Prior step weight of each partition before the expected echo onset, relative to the
 /// next one: those taps should stay empty, and noise adapted into them costs ERLE.
 const PRE_ONSET_WEIGHT: f32 = 0.2;
+/// Blocks per two-path decision (20 ms).
+const DECISION_BLOCKS: u32 = 5;
 /// Consecutive blocks of "output louder than input" after which the filter is reset.
 const DIVERGENCE_BLOCKS: u32 = 50;
 
@@ -112,6 +114,9 @@ pub(crate) struct BlockFilter {
     diff_avg_long: f64,
     diff_var_short: f64,
     diff_var_long: f64,
+    /// Σ fg error², Σ bg error², Σ (fg − bg)² since the last two-path decision.
+    decision_sums: [f64; 3],
+    decision_blocks: u32,
     /// Partition whose circular-convolution part is removed next (one per block).
     constrain_next: usize,
     divergent_blocks: u32,
@@ -161,6 +166,8 @@ impl BlockFilter {
             diff_avg_long: 0.0,
             diff_var_short: 0.0,
             diff_var_long: 0.0,
+            decision_sums: [0.0; 3],
+            decision_blocks: 0,
             constrain_next: 0,
             divergent_blocks: 0,
             #[cfg(test)]
@@ -404,22 +411,32 @@ impl BlockFilter {
             return report;
         }
 
-        // Two-path logic: is the background significantly better (copy it to the output
-        // path) or significantly worse (it diverged: restart it from the foreground)?
-        let diff = foreground_error_energy - background_error_energy;
-        let variance = foreground_error_energy * path_difference;
-        self.diff_avg_short = 0.6 * self.diff_avg_short + 0.4 * diff;
-        self.diff_avg_long = 0.85 * self.diff_avg_long + 0.15 * diff;
-        self.diff_var_short = VAR_SHORT_SMOOTH * self.diff_var_short + 0.16 * variance;
-        self.diff_var_long = VAR_LONG_SMOOTH * self.diff_var_long + 0.0225 * variance;
-        let better = diff * diff.abs() > variance
-            || self.diff_avg_short * self.diff_avg_short.abs()
-                > VAR_SHORT_UPDATE * self.diff_var_short
-            || self.diff_avg_long * self.diff_avg_long.abs() > VAR_LONG_UPDATE * self.diff_var_long;
-        let worse = -diff * diff.abs() > VAR_BACKTRACK * variance
-            || -self.diff_avg_short * self.diff_avg_short.abs()
-                > VAR_BACKTRACK * self.diff_var_short
-            || -self.diff_avg_long * self.diff_avg_long.abs() > VAR_BACKTRACK * self.diff_var_long;
+        // Two-path logic, decided every DECISION_BLOCKS blocks (20 ms, as in Speex: with
+        // fewer samples the energy differences are too noisy and double talk would leak
+        // into the foreground): is the background significantly better (copy it to the
+        // output path) or significantly worse (it diverged: restart it from the foreground)?
+        self.decision_sums[0] += foreground_error_energy;
+        self.decision_sums[1] += background_error_energy;
+        self.decision_sums[2] += path_difference;
+        self.decision_blocks += 1;
+        let (mut better, mut worse) = (false, false);
+        if self.decision_blocks >= DECISION_BLOCKS {
+            let [sff, see, dbf] = self.decision_sums;
+            self.decision_sums = [0.0; 3];
+            self.decision_blocks = 0;
+            let diff = sff - see;
+            let variance = sff * dbf;
+            self.diff_avg_short = 0.6 * self.diff_avg_short + 0.4 * diff;
+            self.diff_avg_long = 0.85 * self.diff_avg_long + 0.15 * diff;
+            self.diff_var_short = VAR_SHORT_SMOOTH * self.diff_var_short + 0.16 * variance;
+            self.diff_var_long = VAR_LONG_SMOOTH * self.diff_var_long + 0.0225 * variance;
+            better = diff * diff.abs() > variance
+                || self.diff_avg_short * self.diff_avg_short.abs() > VAR_SHORT_UPDATE * self.diff_var_short
+                || self.diff_avg_long * self.diff_avg_long.abs() > VAR_LONG_UPDATE * self.diff_var_long;
+            worse = -diff * diff.abs() > VAR_BACKTRACK * variance
+                || -self.diff_avg_short * self.diff_avg_short.abs() > VAR_BACKTRACK * self.diff_var_short
+                || -self.diff_avg_long * self.diff_avg_long.abs() > VAR_BACKTRACK * self.diff_var_long;
+        }
         let mut output_energy = foreground_error_energy;
         if better {
             self.foreground_re.copy_from_slice(&self.background_re);
@@ -623,7 +640,7 @@ impl BlockFilter {
             };
             self.adaptation_sum += rate;
             for bin in 0..BINS {
-                self.step[bin] = 2.0 * rate as f32 / (self.far_power[bin] + POWER_FLOOR);
+                self.step[bin] = 2.0 * rate as f32 / (self.far_power[bin] + POWER_FLOOR * knob("PFL", 1.0) as f32);
             }
         }
     }
@@ -786,7 +803,7 @@ pub(crate) fn knob(name: &str, default: f64) -> f64 {
     static KNOBS: std::sync::OnceLock<Vec<(String, f64)>> = std::sync::OnceLock::new();
     let knobs = KNOBS.get_or_init(|| {
         [
-            "RCAP", "NOADAPT", "SUSP", "SLIM", "PRE", "ZPRE", "INITMU", "PROPMODE", "ALLC", "PD", "PF", "KEEPTAPS",
+            "RCAP", "NOADAPT", "SUSP", "SLIM", "PFL", "LOSTF", "LIKE", "PRE", "ZPRE", "INITMU", "PROPMODE", "ALLC", "PD", "PF", "KEEPTAPS",
             "BIAS", "CONS",
         ]
         .iter()

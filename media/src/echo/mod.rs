@@ -61,6 +61,8 @@ const DEFAULT_ERL_GAIN: f32 = 0.25;
 /// ERLE (dB) above which the filter counts as converged, and below which it no longer does.
 const CONVERGED_ERLE_DB: f32 = 12.0;
 const UNCONVERGED_ERLE_DB: f32 = 6.0;
+/// Fast ERLE (dB) below which a converged filter is taken to have lost the echo path.
+const LOST_ERLE_DB: f32 = 3.0;
 /// Smoothing of the ERLE statistics per frame (≈ 0.5 s and ≈ 0.1 s).
 const ERLE_SLOW: f32 = 0.96;
 const ERLE_FAST: f32 = 0.7;
@@ -181,7 +183,9 @@ pub struct EchoCanceller {
     /// A bulk delay has been found at least once.
     locked: bool,
     suspicion_hold: u32,
-    suspicious_frames: u32,
+    poor_frames: u32,
+    /// Convergence was lost after it had been reached: search the delay with short memory.
+    path_lost: bool,
     #[cfg(test)]
     pub(crate) dbg_counts: [u32; 4],
     last_out_power: f32,
@@ -248,7 +252,8 @@ impl EchoCanceller {
             near_end_hold: 0,
             locked: false,
             suspicion_hold: 0,
-            suspicious_frames: 0,
+            poor_frames: 0,
+            path_lost: false,
             #[cfg(test)]
             dbg_counts: [0; 4],
             last_out_power: 0.0,
@@ -327,7 +332,7 @@ impl EchoCanceller {
                 self.near_block[i] = f32::from(near_chunk[i]);
             }
             self.push_far_block(far_energy / BLOCK as f32);
-            if let Some(lag) = self.delay.push(&self.far_block, &self.near_block) {
+            if let Some(lag) = self.delay.push(&self.far_block, &self.near_block, self.path_lost, self.near_end_hold > 0) {
                 self.on_delay_estimate(lag);
             }
             self.read_aligned_block();
@@ -354,7 +359,7 @@ impl EchoCanceller {
             let step_scale = if self.near_end_hold > 0 || far_reference <= self.far_active_power {
                 0.0
             } else if self.suspicion_hold > 0 {
-                filter::knob("SUSP", 0.1) as f32
+                filter::knob("SUSP", 1.0) as f32
             } else {
                 1.0
             };
@@ -396,27 +401,8 @@ impl EchoCanceller {
         let far_active = far_reference > self.far_active_power;
         let near_power = near_energy / len as f32;
         let out_power = out_energy / len as f32;
-        // Frames with near-end activity say nothing about the echo: keep them out of the
-        // ERLE. Output excess that persists while the far end talks is more likely an
-        // echo-path change than a caller who talks quietly for that long: the filter then
-        // no longer counts as converged, so it adapts at full speed again.
-        self.update_erle(far_active && !near_end_in_frame && !suspicious_in_frame, near_power, out_power);
-        if far_active && !near_end_in_frame {
-            if suspicious_in_frame {
-                self.suspicious_frames += 1;
-                if self.suspicious_frames >= filter::knob("SLIM", 20.0) as u32 {
-                    self.converged = false;
-                    self.suspicious_frames = 0;
-                    self.suspicion_hold = 0;
-                    self.erle_near_slow = 0.0;
-                    self.erle_out_slow = 0.0;
-                    self.erle_near_fast = 0.0;
-                    self.erle_out_fast = 0.0;
-                }
-            } else {
-                self.suspicious_frames = 0;
-            }
-        }
+        // Frames where the near end clearly talks say nothing about the echo.
+        self.update_erle(far_active && !near_end_in_frame, near_power, out_power);
         if far_active && !near_end_in_frame && self.converged {
             self.erl_echo = 0.9 * self.erl_echo + 0.1 * echo_energy / len as f32;
             self.erl_far = 0.9 * self.erl_far + 0.1 * window_mean;
@@ -559,6 +545,11 @@ impl EchoCanceller {
     }
 
     #[cfg(test)]
+    pub(crate) fn debug_levels(&self) -> String {
+        format!("like {:.2} fast {:.1} slow {:.1} conv {} lost {} S {} est {:?}", self.delay.recent_echo_likeness(), self.fast_erle_db(), self.erle_db(), self.converged, self.path_lost, self.window_start, self.delay.estimate_samples())
+    }
+
+    #[cfg(test)]
     pub(crate) fn force_lag(&mut self, lag: usize) {
         self.place_window(lag);
     }
@@ -635,8 +626,29 @@ impl EchoCanceller {
         let erle = self.erle_db();
         if erle >= CONVERGED_ERLE_DB {
             self.converged = true;
+            self.path_lost = false;
         } else if erle < UNCONVERGED_ERLE_DB {
             self.converged = false;
+        }
+        // A converged filter whose output is suddenly as loud as its input for a while has
+        // lost the echo path (the call was transferred, the phone switched to speaker...).
+        // Say so at once: the delay search then switches to its short memory, which would
+        // otherwise hold on to the old delay for a second or more.
+        if self.converged
+            && self.fast_erle_db() < LOST_ERLE_DB
+            && self.delay.recent_echo_likeness() >= filter::knob("LIKE", 0.4) as f32
+        {
+            self.poor_frames += 1;
+            if self.poor_frames >= filter::knob("LOSTF", 8.0) as u32 {
+                self.converged = false;
+                self.path_lost = true;
+                self.poor_frames = 0;
+                self.erle_near_slow = self.erle_near_fast;
+                self.erle_out_slow = self.erle_out_fast;
+                self.filter_delay = None;
+            }
+        } else {
+            self.poor_frames = 0;
         }
     }
 

@@ -178,7 +178,22 @@ fn explore_path_change() {
             let far_in = looped(&far_linear, len);
             let switch = 4 * SECOND;
             let line = line(&far_in, &[], &[(0, delay_ms * 8, &h1), (switch, delay2 * 8, &h2)]);
-            let (out, _infos, ec) = run(EchoConfig::default(), &line.far, &line.near);
+            let mut ec = EchoCanceller::new(EchoConfig::default());
+            let mut out = vec![0i16; line.far.len()];
+            let mut last = (0, None, false);
+            for f in 0..line.far.len() / 160 {
+                let r = f * 160..f * 160 + 160;
+                ec.process(&line.far[r.clone()], &line.near[r.clone()], &mut out[r]);
+                let st = ec.stats();
+                let now = (st.delay_changes, st.bulk_delay_ms.map(|d| d as i32), st.converged);
+                if std::env::var("PCDBG2").is_ok() && f > 190 && f < 300 && f % 5 == 0 {
+                    println!("  f {f} {} | {}", ec.debug_levels(), ec.debug_state().chars().take(140).collect::<String>());
+                }
+                if now != last && std::env::var("PCDBG").is_ok() && f > 190 {
+                    println!("  f {f} {now:?} S {}", ec.debug_state().split(' ').nth(1).unwrap_or(""));
+                    last = now;
+                }
+            }
             let sf = switch / 160;
             let halves: Vec<String> = (0..8).map(|k| format!("{:.1}", erle_db(&line, &out, sf + k * 12..sf + k * 12 + 12))).collect();
             println!(
@@ -190,4 +205,60 @@ fn explore_path_change() {
             );
         }
     }
+}
+
+#[test]
+fn scoreboard() {
+    if std::env::var("SCORE").is_err() {
+        return;
+    }
+    let far_linear = prompt("prompt.wav");
+    let reply = prompt("reply.wav");
+    let cases = [(1u64, 6.0f32, 0usize, 8usize), (4, 6.0, 120, 16), (5, 10.0, 70, 16), (6, 20.0, 10, 8), (3, 20.0, 120, 16), (7, 10.0, 30, 12)];
+    let mut conv = Vec::new();
+    let mut dt = Vec::new();
+    let mut pc = Vec::new();
+    let mut pcd = Vec::new();
+    for &(seed, erl, delay_ms, disp) in &cases {
+        let h = echo_path(seed, disp, erl);
+        // convergence
+        let far_in = looped(&far_linear, 4 * SECOND);
+        let l = line(&far_in, &[], &[(0, delay_ms * 8, &h)]);
+        let (out, _, _) = run(EchoConfig::default(), &l.far, &l.near);
+        let t1 = after_far_activity(&l.far, 1000);
+        conv.push(erle_db(&l, &out, t1..t1 + FRAMES_PER_SECOND));
+        // double talk
+        for g in [0.0f32, -10.0, -20.0] {
+            let len = 9 * SECOND;
+            let far_in = looped(&far_linear, len);
+            let start = 3 * SECOND;
+            let talker = placed(&scaled(&reply, g), start, len);
+            let l = line(&far_in, &talker, &[(0, delay_ms * 8, &h)]);
+            let (out, _, _) = run(EchoConfig::default(), &l.far, &l.near);
+            let (mut res, mut echo_e) = (0.0, 0.0);
+            for f in start / 160..(start + reply.len()) / 160 {
+                for i in f * 160..f * 160 + 160 {
+                    res += (f64::from(out[i]) - f64::from(talker[i])).powi(2);
+                    echo_e += f64::from(l.echo[i]).powi(2);
+                }
+            }
+            let end = (start + reply.len()) / 160;
+            dt.push(format!("{:.0}/{:.0}", 10.0 * (echo_e / res).log10(), erle_db(&l, &out, end + 10..end + 60)));
+        }
+        // path changes
+        for (k, (seed2, erl2, d2, disp2)) in [(seed + 10, if erl > 10.0 { 6.0 } else { 20.0 }, delay_ms, 12usize), (seed + 30, erl, (delay_ms + 40) % 150, disp)].into_iter().enumerate() {
+            let h2 = echo_path(seed2, disp2, erl2);
+            let far_in = looped(&far_linear, 8 * SECOND);
+            let switch = 4 * SECOND;
+            let l = line(&far_in, &[], &[(0, delay_ms * 8, &h), (switch, d2 * 8, &h2)]);
+            let (out, _, _) = run(EchoConfig::default(), &l.far, &l.near);
+            let sf = switch / 160;
+            let v = format!("{:.0}/{:.0}", erle_db(&l, &out, sf + 25..sf + 50), erle_db(&l, &out, sf + 50..sf + 100));
+            if k == 0 { pc.push(v) } else { pcd.push(v) }
+        }
+    }
+    println!("CONV {:?}", conv.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>());
+    println!("DT (echo/res during, ERLE after) {:?}", dt);
+    println!("PC same delay (0.5-1 s / 1-2 s) {:?}", pc);
+    println!("PC new delay (0.5-1 s / 1-2 s) {:?}", pcd);
 }

@@ -32,7 +32,11 @@ fn run_single(session: &mut SileroSession, chunks: &[[f32; CHUNK_SAMPLES]]) -> V
     let mut probs = Vec::new();
     for c in chunks {
         session
-            .run_batch(std::slice::from_ref(c), &mut [&mut state], &mut probs)
+            .run_batch(
+                std::slice::from_ref(c),
+                std::slice::from_mut(&mut state),
+                &mut probs,
+            )
             .unwrap();
         out.push(probs[0]);
     }
@@ -81,8 +85,7 @@ fn batching_is_identical_to_one_by_one() {
     let mut probs = Vec::new();
     for step in 0..40 {
         let batch: Vec<[f32; CHUNK_SAMPLES]> = streams.iter().map(|s| s[step]).collect();
-        let mut refs: Vec<&mut StreamState> = states.iter_mut().collect();
-        session.run_batch(&batch, &mut refs, &mut probs).unwrap();
+        session.run_batch(&batch, &mut states, &mut probs).unwrap();
         for (i, single) in singles.iter().enumerate() {
             assert!(
                 (probs[i] - single[step]).abs() < 1e-5,
@@ -142,4 +145,23 @@ fn pool_returns_every_chunk_in_order_with_its_tag() {
     // Closing the stream makes the worker forget it; the pool shuts down cleanly.
     drop(stream);
     pool.shutdown();
+}
+
+#[test]
+fn every_batch_size_runs() {
+    // Batches of any size up to what 250 calls on two workers produce must succeed.
+    let rt = runtime();
+    let mut session = rt.session().unwrap();
+    let chunks = prompt_chunks();
+    let mut probs = Vec::new();
+    let mut failures = Vec::new();
+    for b in 1..=260usize {
+        let batch: Vec<[f32; CHUNK_SAMPLES]> =
+            (0..b).map(|i| chunks[(i * 7 + b) % chunks.len()]).collect();
+        let mut states = vec![StreamState::default(); b];
+        if let Err(e) = session.run_batch(&batch, &mut states, &mut probs) {
+            failures.push((b, e.to_string()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
 }
