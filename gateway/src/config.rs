@@ -68,11 +68,18 @@ pub struct VadConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BargeInSettings {
+    pub mode: String,
     pub threshold: f32,
     pub min_speech_ms: u32,
     pub min_silence_ms: u32,
+    pub pause_onset_ms: u32,
+    pub decision_ms: u32,
     pub echo_cancellation: bool,
+    pub echo_gate: bool,
+    pub echo_gate_threshold: f32,
     pub noise_suppression: bool,
+    pub dtmf_barge_in: bool,
+    pub barge_in_after_non_interruptible: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -197,6 +204,14 @@ impl Config {
         if !(32..=10_000).contains(&b.min_silence_ms) {
             return Err(invalid("bargein.min_silence_ms", "must be 32..=10000"));
         }
+        parse_mode(&b.mode)?;
+        // The policy checks the relations between its fields (pause onset ≤ min speech, …).
+        self.bargein_config()?
+            .validate()
+            .map_err(|e| ConfigError::Invalid {
+                key: policy_key(e.field),
+                problem: e.reason,
+            })?;
         if self.bot.kind != "demo" {
             return Err(invalid(
                 "bot.kind",
@@ -256,12 +271,21 @@ impl Config {
         }
     }
 
-    pub fn bargein_config(&self) -> media::bargein::BargeInConfig {
-        media::bargein::BargeInConfig {
-            threshold: self.bargein.threshold,
-            min_speech_ms: self.bargein.min_speech_ms,
-            min_silence_ms: self.bargein.min_silence_ms,
-        }
+    /// The barge-in policy settings (every call starts with these).
+    pub fn bargein_config(&self) -> Result<media::policy::PolicyConfig, ConfigError> {
+        let b = &self.bargein;
+        Ok(media::policy::PolicyConfig {
+            mode: parse_mode(&b.mode)?,
+            threshold: b.threshold,
+            min_speech_ms: b.min_speech_ms,
+            min_silence_ms: b.min_silence_ms,
+            pause_onset_ms: b.pause_onset_ms,
+            decision_ms: b.decision_ms,
+            echo_gate: b.echo_gate,
+            echo_gate_threshold: b.echo_gate_threshold,
+            dtmf_barge_in: b.dtmf_barge_in,
+            barge_in_after_non_interruptible: b.barge_in_after_non_interruptible,
+        })
     }
 
     pub fn timers(&self) -> sip::timers::TimerConfig {
@@ -270,6 +294,32 @@ impl Config {
             t2: Duration::from_millis(self.sip.t2_ms),
             t4: Duration::from_millis(self.sip.t4_ms),
         }
+    }
+}
+
+fn parse_mode(mode: &str) -> Result<media::policy::BargeInMode, ConfigError> {
+    match mode {
+        "immediate" => Ok(media::policy::BargeInMode::Immediate),
+        "pause" => Ok(media::policy::BargeInMode::Pause),
+        "bot_decides" => Ok(media::policy::BargeInMode::BotDecides),
+        other => Err(invalid(
+            "bargein.mode",
+            format!("unknown mode `{other}` (immediate, pause, bot_decides)"),
+        )),
+    }
+}
+
+/// The config key of a policy field.
+fn policy_key(field: &str) -> &'static str {
+    match field {
+        "mode" => "bargein.mode",
+        "threshold" => "bargein.threshold",
+        "min_speech_ms" => "bargein.min_speech_ms",
+        "min_silence_ms" => "bargein.min_silence_ms",
+        "pause_onset_ms" => "bargein.pause_onset_ms",
+        "decision_ms" => "bargein.decision_ms",
+        "echo_gate_threshold" => "bargein.echo_gate_threshold",
+        _ => "bargein",
     }
 }
 

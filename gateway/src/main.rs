@@ -5,6 +5,7 @@ mod call;
 mod config;
 mod pacing;
 mod ports;
+mod replay;
 mod signalling;
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: bargein-gateway [--config PATH] [--check-config]
+       bargein-gateway replay --help     (offline barge-in replay of a recorded call)
 
   --config PATH     configuration file (default: deploy/gateway.toml)
   --check-config    validate the configuration (and the VAD runtime) and exit
@@ -47,6 +49,9 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("replay") {
+        return replay::main(std::env::args().skip(2));
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

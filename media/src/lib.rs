@@ -7,6 +7,7 @@ pub mod jitter;
 pub mod playout;
 pub mod pipeline;
 pub mod plc;
+pub mod policy;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;

@@ -3,7 +3,7 @@
 //! Inbound: RTP → strict/latching receiver → (DTMF decoder | G.711 decode → jitter buffer).
 //! Every 20 ms tick pops one caller frame (for the VAD, which the shell feeds) and emits one
 //! outbound frame from the playout, encoded and packetised. VAD probabilities come back in
-//! `on_vad` and drive the barge-in detector, which truncates the playout.
+//! `on_vad` and drive the barge-in policy, which pauses, resumes and truncates the playout.
 //!
 //! The caller-audio path is where echo cancellation and noise suppression slot in: between
 //! the jitter buffer's output and the VAD feed (`Tick::caller_audio`).
@@ -12,11 +12,14 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::bargein::{BargeInConfig, BargeInDecision, BargeInDetector};
 use crate::dtmf::DtmfDecoder;
 use crate::g711::Codec;
 use crate::jitter::{JitterBuffer, JitterConfig};
 use crate::playout::{Chunk, Playout, PlayoutConfig, PlayoutError, PlayoutEvent};
+use crate::policy::{
+    BargeInPolicy, PlayoutView, PolicyAction, PolicyConfig, PolicyCounters, PolicyEvent, Trigger,
+    VadObservation,
+};
 use crate::rtcp::{
     build_compound, parse_compound, CompoundReport, LastSenderReport, NtpTime, ReportBlock,
     RtcpScheduler, SenderInfo,
@@ -38,7 +41,7 @@ pub struct SessionConfig {
     /// Where to send until the caller's real source is latched (from SDP).
     pub remote_rtp: SocketAddr,
     pub jitter: JitterConfig,
-    pub bargein: BargeInConfig,
+    pub bargein: PolicyConfig,
     pub max_queued_ms: u32,
     pub rtcp_interval: Duration,
     /// SDES CNAME for our RTCP.
@@ -66,11 +69,40 @@ pub enum MediaEvent {
     SpeechStarted {
         onset: Instant,
     },
-    /// Caller speech confirmed over interruptible audio: the playout was truncated.
+    /// Caller speech confirmed over interruptible audio (or a DTMF key): the playout was
+    /// truncated.
     BargeIn {
         onset: Instant,
         confirmed_at: Instant,
+        dtmf: bool,
         truncated: Vec<TruncatedChunk>,
+    },
+    /// First strong speech evidence: the playout is paused, not yet truncated.
+    TentativeBargeIn {
+        onset: Instant,
+        at: Instant,
+    },
+    /// The tentative barge-in was not confirmed (or the bot rejected it): playout resumed
+    /// exactly where it paused.
+    BargeInCancelled {
+        at: Instant,
+    },
+    /// `bot_decides` mode: the bot must confirm or reject within decision_ms.
+    DecisionRequested {
+        onset: Instant,
+        at: Instant,
+    },
+    /// The caller spoke over a non-interruptible segment (reported, never cut).
+    SpeechDuringNonInterruptible {
+        at: Instant,
+    },
+    /// A truncation followed by no caller speech of ≥ 300 ms within 2 s.
+    FalseBargeIn {
+        truncated_at: Instant,
+    },
+    /// Agent audio started while the caller was still speaking.
+    PrematureCutoff {
+        at: Instant,
     },
     TurnEnded {
         at: Instant,
@@ -126,6 +158,7 @@ enum Pending {
     BargeIn {
         onset: Instant,
         confirmed_at: Instant,
+        dtmf: bool,
     },
     Clear,
 }
@@ -140,7 +173,8 @@ pub struct MediaSession {
     dtmf: DtmfDecoder,
     playout: Playout,
     sender: RtpSender,
-    detector: BargeInDetector,
+    policy: BargeInPolicy,
+    last_voiced: bool,
     sending: bool,
     decode_buf: Vec<i16>,
     caller_frame: [i16; FRAME_SAMPLES],
@@ -167,6 +201,7 @@ impl MediaSession {
         let sender = RtpSender::new(cfg.ssrc, cfg.seq_base, cfg.ts_base, cfg.payload_type)
             .map_err(|e| e.to_string())?;
         let jitter = JitterBuffer::new(cfg.jitter).map_err(|e| e.to_string())?;
+        let policy = BargeInPolicy::new(cfg.bargein).map_err(|e| e.to_string())?;
         Ok(MediaSession {
             codec: cfg.codec,
             payload_type: cfg.payload_type,
@@ -186,7 +221,8 @@ impl MediaSession {
                 now,
             ),
             sender,
-            detector: BargeInDetector::new(cfg.bargein),
+            policy,
+            last_voiced: false,
             sending: true,
             decode_buf: Vec::with_capacity(480),
             caller_frame: [0; FRAME_SAMPLES],
@@ -251,8 +287,19 @@ impl MediaSession {
         self.jitter.pop(now, &mut self.caller_frame);
         // A press whose end packets were all lost is reported after a timeout.
         if let Some(ev) = self.dtmf.on_timeout(now) {
-            self.events.push_back(MediaEvent::Dtmf { digit: ev.digit });
+            self.on_digit(now, ev.digit);
         }
+        // Agent audio starting while the caller still talks is a premature cut-off.
+        if frame.voiced && !self.last_voiced {
+            self.policy.on_agent_audio_started(now);
+        }
+        self.last_voiced = frame.voiced;
+        self.policy
+            .on_playout_changed(now, PlayoutView::of(&self.playout));
+        if self.policy.next_deadline().is_some_and(|d| d <= now) {
+            self.policy.handle_timeout(now);
+        }
+        self.apply_policy();
         let index = (self.caller_samples / FRAME_SAMPLES as u64) as usize % FRAME_HISTORY;
         if let Some(slot) = self.frame_deadlines.get_mut(index) {
             *slot = Some(frame.deadline);
@@ -319,9 +366,11 @@ impl MediaSession {
             Pending::BargeIn {
                 onset,
                 confirmed_at,
+                dtmf,
             } => self.events.push_back(MediaEvent::BargeIn {
                 onset,
                 confirmed_at,
+                dtmf,
                 truncated: std::mem::take(&mut self.truncated),
             }),
             Pending::Clear => self.events.push_back(MediaEvent::Cleared {
@@ -344,36 +393,87 @@ impl MediaSession {
         }
     }
 
-    /// A VAD probability for a caller chunk submitted with tag = caller sample count at its end.
+    /// A VAD result for a caller chunk submitted with tag = caller sample count at its end.
     pub fn on_vad(&mut self, now: Instant, result: VadResult) {
         self.stats.vad_results += 1;
-        let chunk_end = self.instant_of(result.tag, now);
-        let interruptible = self.playout.is_playing_interruptible();
-        let decision = self.detector.on_vad(
-            chunk_end,
-            crate::vad::CHUNK_MS,
-            result.probability,
-            interruptible,
-        );
-        match decision {
-            Some(BargeInDecision::BargeIn {
+        let obs = VadObservation {
+            chunk_end: self.instant_of(result.tag, now),
+            chunk_ms: crate::vad::CHUNK_MS,
+            probability: result.probability,
+            far_active: result.context.far_active,
+            echo_likely: result.context.echo_likely,
+        };
+        self.policy.on_vad(obs, PlayoutView::of(&self.playout));
+        self.apply_policy();
+    }
+
+    fn on_digit(&mut self, now: Instant, digit: char) {
+        self.events.push_back(MediaEvent::Dtmf { digit });
+        self.policy
+            .on_dtmf(now, digit, PlayoutView::of(&self.playout));
+        self.apply_policy();
+    }
+
+    /// The bot's answer in `bot_decides` mode; false if nothing was pending.
+    pub fn bot_decision(&mut self, now: Instant, confirm: bool) -> bool {
+        let pending = self.policy.on_bot_decision(now, confirm);
+        self.apply_policy();
+        pending
+    }
+
+    /// Changes this call's barge-in settings (invalid settings are refused, old kept).
+    pub fn set_policy(&mut self, cfg: PolicyConfig) -> Result<(), String> {
+        self.policy.set_config(cfg).map_err(|e| e.to_string())
+    }
+
+    pub fn policy_counters(&self) -> PolicyCounters {
+        self.policy.counters()
+    }
+
+    fn apply_policy(&mut self) {
+        while let Some(action) = self.policy.poll_action() {
+            match action {
+                PolicyAction::Pause => self.playout.pause(),
+                // On hold nothing is sent: resuming would use audio up unheard.
+                PolicyAction::Resume if self.sending => self.playout.resume(),
+                PolicyAction::Resume => {}
+                PolicyAction::Truncate => self.playout.truncate(),
+                PolicyAction::Event(ev) => self.on_policy_event(ev),
+            }
+        }
+    }
+
+    fn on_policy_event(&mut self, ev: PolicyEvent) {
+        let media_event = match ev {
+            PolicyEvent::BargeIn {
                 onset,
                 confirmed_at,
-            }) => {
-                self.playout.truncate();
+                by,
+            } => {
+                // Reported with what was cut once the truncation takes effect (next tick).
                 self.pending = Pending::BargeIn {
                     onset,
                     confirmed_at,
+                    dtmf: by == Trigger::Dtmf,
                 };
+                return;
             }
-            Some(BargeInDecision::SpeechStarted { onset }) => {
-                self.events.push_back(MediaEvent::SpeechStarted { onset })
+            PolicyEvent::SpeechStarted { onset } => MediaEvent::SpeechStarted { onset },
+            PolicyEvent::TentativeBargeIn { onset, at } => {
+                MediaEvent::TentativeBargeIn { onset, at }
             }
-            Some(BargeInDecision::TurnEnded { at }) => {
-                self.events.push_back(MediaEvent::TurnEnded { at })
+            PolicyEvent::BargeInCancelled { at } => MediaEvent::BargeInCancelled { at },
+            PolicyEvent::DecisionRequested { onset, at } => {
+                MediaEvent::DecisionRequested { onset, at }
             }
-            None => {}
-        }
+            PolicyEvent::SpeechDuringNonInterruptible { at } => {
+                MediaEvent::SpeechDuringNonInterruptible { at }
+            }
+            PolicyEvent::TurnEnded { at } => MediaEvent::TurnEnded { at },
+            PolicyEvent::FalseBargeIn { truncated_at } => MediaEvent::FalseBargeIn { truncated_at },
+            PolicyEvent::PrematureCutoff { at } => MediaEvent::PrematureCutoff { at },
+        };
+        self.events.push_back(media_event);
     }
 
     /// An RTCP compound packet from the caller (RTP port + 1).
@@ -451,10 +551,11 @@ impl MediaSession {
             return;
         }
         self.sending = sending;
-        if sending {
-            self.playout.resume();
-        } else {
+        if !sending {
             self.playout.pause();
+        } else if !self.policy.holds_pause() {
+            // A pause the policy holds (tentative barge-in) stays until it decides.
+            self.playout.resume();
         }
     }
 

@@ -63,6 +63,8 @@ impl Bot for DemoBot {
                     interruptible: true,
                 });
             }
+            // The demo trusts the gateway's detector.
+            BotEvent::BargeInDecisionRequested => commands.push(BotCommand::ConfirmBargeIn),
             BotEvent::PlaybackFinished { playback_id }
                 if playback_id == REPLY_ID && self.hangup_after_reply =>
             {
@@ -92,6 +94,8 @@ mod tests {
                 BotCommand::Play { playback_id, .. } => format!("play:{playback_id}"),
                 BotCommand::Clear => "clear".into(),
                 BotCommand::Hangup => "hangup".into(),
+                BotCommand::ConfirmBargeIn => "confirm".into(),
+                BotCommand::RejectBargeIn => "reject".into(),
             })
             .collect()
     }
@@ -126,6 +130,14 @@ mod tests {
             &mut out,
         );
         assert_eq!(ids(&out), ["hangup"]);
+    }
+
+    #[test]
+    fn confirms_barge_in_decisions() {
+        let mut b = bot(false);
+        let mut out = Vec::new();
+        b.on_event(&BotEvent::BargeInDecisionRequested, &mut out);
+        assert_eq!(ids(&out), ["confirm"]);
     }
 
     #[test]

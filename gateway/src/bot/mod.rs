@@ -16,6 +16,12 @@ pub enum BotEvent {
     BargeIn { truncated: Vec<Truncation> },
     /// The caller's turn ended (min_silence_ms of non-speech after speech).
     TurnEnded,
+    /// The bot's audio is paused on first speech evidence (pause / bot_decides modes).
+    BargeInTentative,
+    /// The tentative barge-in was not confirmed: the bot's audio resumed where it paused.
+    BargeInCancelled,
+    /// bot_decides mode: answer with ConfirmBargeIn or RejectBargeIn within decision_ms.
+    BargeInDecisionRequested,
     /// A chunk finished playing in full.
     PlaybackFinished { playback_id: String },
     /// A DTMF key press (RFC 4733).
@@ -56,6 +62,10 @@ pub enum BotCommand {
     },
     /// Drop queued interruptible audio now.
     Clear,
+    /// bot_decides mode: the pending barge-in is real (truncate) …
+    ConfirmBargeIn,
+    /// … or not (resume where it paused).
+    RejectBargeIn,
     /// Hang up (BYE from the gateway).
     Hangup,
 }

@@ -32,6 +32,9 @@ fn documented_default_is_valid() {
     assert_eq!(cfg.bargein.threshold, 0.55);
     assert_eq!(cfg.bargein.min_speech_ms, 200);
     assert_eq!(cfg.bargein.min_silence_ms, 400);
+    let policy = cfg.bargein_config().unwrap();
+    assert_eq!(policy.mode, media::policy::BargeInMode::Pause);
+    assert!(cfg.bargein.noise_suppression && cfg.bargein.echo_cancellation);
     assert_eq!(cfg.sdp_codecs().len(), 2);
 }
 
@@ -66,6 +69,15 @@ fn bad_values_name_their_key() {
     expect_key(&c, "sip.advertised_ip");
     c.sip.advertised_ip = "192.0.2.10".into();
     c.validate().unwrap();
+    let mut c = default_config();
+    c.bargein.mode = "sometimes".into();
+    expect_key(&c, "bargein.mode");
+    let mut c = default_config();
+    c.bargein.pause_onset_ms = 500; // above min_speech_ms
+    expect_key(&c, "bargein.pause_onset_ms");
+    let mut c = default_config();
+    c.bargein.decision_ms = 1;
+    expect_key(&c, "bargein.decision_ms");
     let mut c = default_config();
     c.vad.workers = 0;
     expect_key(&c, "vad.workers");

@@ -101,11 +101,7 @@ fn check_range(
     }
     invalid(
         field,
-        format!(
-            "{value} ms: must be in {}..={}",
-            range.start(),
-            range.end()
-        ),
+        format!("{value} ms: must be in {}..={}", range.start(), range.end()),
     )
 }
 

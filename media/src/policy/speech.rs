@@ -55,9 +55,14 @@ pub(super) fn classify(probability: f32, threshold: f32) -> ChunkClass {
 pub(super) enum SpeechStep {
     Nothing,
     /// Unconfirmed speech got longer; `speech` is its total so far.
-    CandidateGrew { onset: Instant, speech: Duration },
+    CandidateGrew {
+        onset: Instant,
+        speech: Duration,
+    },
     /// The candidate reached `min_speech`: the caller is speaking.
-    Confirmed { onset: Instant },
+    Confirmed {
+        onset: Instant,
+    },
     /// The candidate ended before it was confirmed (a blip).
     Released,
     /// Confirmed speech was followed by `min_silence`.
@@ -86,6 +91,7 @@ pub(super) struct SpeechTracker {
     phase: Phase,
 }
 
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Limits {
     pub min_speech: Duration,
     pub min_silence: Duration,
@@ -153,8 +159,8 @@ impl SpeechTracker {
                 },
                 class,
             ) => {
-                let lapsed = chunk_end.saturating_duration_since(last_speech_end)
-                    >= limits.min_silence;
+                let lapsed =
+                    chunk_end.saturating_duration_since(last_speech_end) >= limits.min_silence;
                 match class {
                     ChunkClass::Speech => {
                         Self::grow(onset, speech.saturating_add(chunk_len), chunk_end, limits)

@@ -10,7 +10,7 @@ fn config() -> SessionConfig {
         dtmf_payload_type: Some(101),
         remote_rtp: SDP_REMOTE.parse().unwrap(),
         jitter: JitterConfig::default(),
-        bargein: BargeInConfig::default(),
+        bargein: PolicyConfig::default(),
         max_queued_ms: 60_000,
         rtcp_interval: Duration::from_secs(5),
         cname: "test@127.0.0.1".into(),
@@ -156,10 +156,15 @@ fn vad(s: &mut MediaSession, now: Instant, tag: u64, p: f32) {
     );
 }
 
-#[test]
-fn barge_in_truncates_at_the_next_tick_and_reports_what_was_heard() {
+/// Speech from 1.0 s of the call, in pause mode (default) and immediate mode: returns the
+/// chunk index of the barge-in, the truncation report and whether a tentative pause came first.
+fn speech_over_prompt(
+    mode: crate::policy::BargeInMode,
+) -> (u64, Vec<TruncatedChunk>, bool, MediaSession, Instant) {
     let t0 = Instant::now();
-    let mut s = MediaSession::new(config(), t0).unwrap();
+    let mut cfg = config();
+    cfg.bargein.mode = mode;
+    let mut s = MediaSession::new(cfg, t0).unwrap();
     s.play(Chunk {
         playback_id: "prompt".into(),
         mark: None,
@@ -175,6 +180,7 @@ fn barge_in_truncates_at_the_next_tick_and_reports_what_was_heard() {
     assert!(s.poll_event().is_some(), "PlaybackStarted");
     // Speech in the caller chunks from 1.0 s on: one VAD result per 32 ms chunk.
     let mut barge = None;
+    let mut tentative = false;
     for k in 0..10u64 {
         let tag = 8000 + (k + 1) * 256;
         let now = t0 + Duration::from_millis(1000 + 32 * (k + 1));
@@ -182,8 +188,10 @@ fn barge_in_truncates_at_the_next_tick_and_reports_what_was_heard() {
         vad(&mut s, now, tag, 0.95);
         run_until(&mut s, now + Duration::from_millis(20));
         while let Some(ev) = s.poll_event() {
-            if let MediaEvent::BargeIn { truncated, .. } = ev {
-                barge = Some((k, truncated));
+            match ev {
+                MediaEvent::BargeIn { truncated, .. } => barge = Some((k, truncated)),
+                MediaEvent::TentativeBargeIn { .. } => tentative = true,
+                _ => {}
             }
         }
         if barge.is_some() {
@@ -191,12 +199,35 @@ fn barge_in_truncates_at_the_next_tick_and_reports_what_was_heard() {
         }
     }
     let (k, truncated) = barge.expect("barge-in");
+    (k, truncated, tentative, s, t0)
+}
+
+#[test]
+fn immediate_mode_truncates_once_speech_is_confirmed() {
+    let (k, truncated, tentative, _, _) = speech_over_prompt(crate::policy::BargeInMode::Immediate);
     assert_eq!(k, 6, "7 chunks × 32 ms ≥ 200 ms of speech");
+    assert!(!tentative);
     assert_eq!(truncated.len(), 1);
-    assert_eq!(truncated[0].playback_id, "prompt");
     assert_eq!(truncated[0].total_ms, 3000);
     assert!(
         (1200..=1300).contains(&truncated[0].played_ms),
+        "{}",
+        truncated[0].played_ms
+    );
+}
+
+#[test]
+fn pause_mode_stops_at_first_evidence_and_truncates_at_confirmation() {
+    let (k, truncated, tentative, mut s, t0) =
+        speech_over_prompt(crate::policy::BargeInMode::Pause);
+    assert_eq!(k, 6, "confirmed at 200 ms of speech");
+    assert!(tentative, "paused first");
+    assert_eq!(truncated.len(), 1);
+    assert_eq!(truncated[0].playback_id, "prompt");
+    assert_eq!(truncated[0].total_ms, 3000);
+    // Paused after two 32 ms chunks of speech: the caller heard ≈ 1.06–1.1 s.
+    assert!(
+        (1040..=1120).contains(&truncated[0].played_ms),
         "{}",
         truncated[0].played_ms
     );
@@ -215,6 +246,53 @@ fn barge_in_truncates_at_the_next_tick_and_reports_what_was_heard() {
         }
     }
     assert!(ended, "turn ended after min_silence_ms");
+    let c = s.policy_counters();
+    assert_eq!((c.barge_ins, c.tentative_pauses), (1, 0));
+}
+
+#[test]
+fn a_cough_pauses_then_resumes_exactly_where_it_paused() {
+    let t0 = Instant::now();
+    let mut s = MediaSession::new(config(), t0).unwrap();
+    s.play(Chunk {
+        playback_id: "prompt".into(),
+        mark: None,
+        interruptible: true,
+        samples: vec![4000; 8000 * 2],
+    })
+    .unwrap();
+    run_until(&mut s, t0 + Duration::from_millis(990));
+    // 96 ms of "speech", then silence.
+    let mut events = Vec::new();
+    for k in 0..12u64 {
+        let now = t0 + Duration::from_millis(1000 + 32 * (k + 1));
+        run_until(&mut s, now);
+        vad(
+            &mut s,
+            now,
+            8000 + (k + 1) * 256,
+            if k < 3 { 0.95 } else { 0.02 },
+        );
+        events.extend(std::iter::from_fn(|| s.poll_event()));
+    }
+    let ticks = run_until(&mut s, t0 + Duration::from_secs(4));
+    events.extend(std::iter::from_fn(|| s.poll_event()));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, MediaEvent::TentativeBargeIn { .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, MediaEvent::BargeInCancelled { .. })));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, MediaEvent::BargeIn { .. })));
+    let finished = events.iter().find_map(|e| match e {
+        MediaEvent::PlaybackFinished { played_ms, .. } => Some(*played_ms),
+        _ => None,
+    });
+    assert_eq!(finished, Some(2000), "nothing lost: {events:?}");
+    assert!(ticks.len() > 100);
+    assert_eq!(s.policy_counters().tentative_pauses, 1);
 }
 
 #[test]
