@@ -153,7 +153,7 @@ impl Config {
         }
         self.advertised_ip()?;
         let m = &self.media;
-        if m.rtp_port_min < 1024 || m.rtp_port_min % 2 != 0 {
+        if m.rtp_port_min < 1024 || !m.rtp_port_min.is_multiple_of(2) {
             return Err(invalid(
                 "media.rtp_port_min",
                 "must be an even port >= 1024",

@@ -13,6 +13,7 @@ pub mod analysis;
 pub mod audio;
 pub mod baresip;
 pub mod corpus;
+pub mod eval;
 pub mod flows;
 pub mod gateway;
 pub mod peer;

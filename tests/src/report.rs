@@ -52,6 +52,37 @@ pub struct PeerReport {
     pub marker_packets_rx: u64,
     /// Source addresses of received RTP (symmetric RTP: should be the SDP address).
     pub rx_sources: Vec<String>,
+    /// Voiced received audio at packet resolution: consecutive voiced packets (gaps up to
+    /// `RUN_GAP_MS`) merged, so a pause between words splits a run; `[first arrival, last
+    /// arrival + 20 ms]`. The barge-in evaluation needs this to tell the prompt's last packet
+    /// from the reply that follows it.
+    #[serde(default)]
+    pub voiced_runs_ms: Vec<[f64; 2]>,
+    /// The peer's start (time 0 of every other field) as wall-clock ms since the Unix epoch,
+    /// to place the gateway's log lines on the peer's timeline.
+    #[serde(default)]
+    pub start_unix_ms: Option<f64>,
+    /// The SIP Call-ID the peer was started for (`--call-id`).
+    #[serde(default)]
+    pub call_id: Option<String>,
+    /// The echo path the peer applied (`--echo-*`), None without echo.
+    #[serde(default)]
+    pub echo: Option<EchoReport>,
+}
+
+/// What the peer's closed-loop echo did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EchoReport {
+    pub delay_ms: f64,
+    pub erl_db: f64,
+    pub dispersion_ms: f64,
+    pub seed: u64,
+    pub taps: usize,
+    /// Received (far-end) power over echo power actually added, over the whole call;
+    /// None when nothing was received.
+    pub measured_erl_db: Option<f64>,
+    /// RMS (16-bit scale) of the echo added.
+    pub echo_rms: f64,
 }
 
 impl PeerReport {
@@ -90,6 +121,10 @@ pub struct TxSummary {
     /// End of the last voiced frame of the caller's WAV, relative to the WAV's start.
     pub speech_voiced_end_ms: Option<f64>,
 }
+
+/// Voiced packets closer than this (arrival to arrival, minus one frame) form one run: one
+/// late or missing packet does not split a run, a pause between words does.
+pub const RUN_GAP_MS: f64 = 30.0;
 
 /// Accumulates received packets; turns them into a `PeerReport` at the end.
 #[derive(Debug, Default)]
@@ -133,7 +168,8 @@ impl RxLog {
             .packets
             .iter()
             .filter_map(|p| p.rms.map(|r| (p.arrival_ms, r)));
-        let voiced = voiced_intervals(audio, VOICED_RMS_THRESHOLD, HANGOVER_MS);
+        let voiced = voiced_intervals(audio.clone(), VOICED_RMS_THRESHOLD, HANGOVER_MS);
+        let voiced_runs = voiced_intervals(audio, VOICED_RMS_THRESHOLD, RUN_GAP_MS);
         let speech_end_ms = match (tx.speech_onset_ms, tx.speech_voiced_end_ms) {
             (Some(onset), Some(end)) => Some(onset + end),
             _ => None,
@@ -186,6 +222,10 @@ impl RxLog {
                 .collect(),
             marker_packets_rx: self.packets.iter().filter(|p| p.marker).count() as u64,
             rx_sources: self.sources.iter().map(ToString::to_string).collect(),
+            voiced_runs_ms: voiced_runs,
+            start_unix_ms: None,
+            call_id: None,
+            echo: None,
         }
     }
 
@@ -264,6 +304,10 @@ mod tests {
         assert_eq!(r.payload_types, vec![0]);
         assert_eq!(r.rx_sources, vec!["127.0.0.1:20000".to_string()]);
         assert!((r.voiced_ms_between(3000.0, 5000.0) - 300.0).abs() < 1e-6);
+        // Runs: the packet lost at 3960–4000 ms is inside silence, so the runs are the
+        // intervals; a voiced gap of 100 ms would split a run but not an interval.
+        assert_eq!(r.voiced_runs_ms, vec![[100.0, 3300.0], [5500.0, 6500.0]]);
+        assert_eq!(r.start_unix_ms, None);
     }
 
     #[test]
@@ -290,6 +334,33 @@ mod tests {
             .contains("bad peer report"));
         assert!(PeerReport::load(&dir.join("missing.json")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn runs_split_at_word_pauses_intervals_do_not() {
+        let mut log = RxLog::new();
+        // voiced 0–200 ms, 100 ms pause, voiced 300–500 ms, one packet missing at 400 ms.
+        for (i, t) in (0..25).map(|i| (i, f64::from(i) * 20.0)) {
+            let voiced = !(200.0..300.0).contains(&t);
+            if t != 400.0 {
+                log.push(audio(t, i as u16, if voiced { 2000.0 } else { 0.0 }), src());
+            }
+        }
+        let r = log.report("a", "b", 600.0, &TxSummary::default());
+        assert_eq!(r.voiced_intervals_ms, vec![[0.0, 500.0]]);
+        assert_eq!(r.voiced_runs_ms, vec![[0.0, 200.0], [300.0, 500.0]]);
+    }
+
+    #[test]
+    fn reports_without_the_new_fields_still_load() {
+        let r = barge_in_log().report("a", "b", 7000.0, &TxSummary::default());
+        let mut v = serde_json::to_value(&r).unwrap();
+        let obj = v.as_object_mut().unwrap();
+        for key in ["voiced_runs_ms", "start_unix_ms", "call_id", "echo"] {
+            obj.remove(key);
+        }
+        let old: PeerReport = serde_json::from_value(v).unwrap();
+        assert!(old.voiced_runs_ms.is_empty() && old.echo.is_none() && old.call_id.is_none());
     }
 
     #[test]

@@ -64,7 +64,8 @@ pub enum BotCommand {
     Clear,
     /// bot_decides mode: the pending barge-in is real (truncate) …
     ConfirmBargeIn,
-    /// … or not (resume where it paused).
+    /// … or not (resume where it paused). Sent by network bots; the demo bot always confirms.
+    #[allow(dead_code)]
     RejectBargeIn,
     /// Hang up (BYE from the gateway).
     Hangup,

@@ -29,7 +29,9 @@ const MEAN_TRACKING: f32 = 1.0 / 16.0;
 /// A far-end envelope value (mean |x|) below this is silence (≈ −66 dBFS).
 const ACTIVE_ENVELOPE: f32 = 16.0;
 /// Far-end activity (envelope values) needed before the first estimate.
-const MIN_ACTIVE_FOR_FIRST: usize = 150;
+const MIN_ACTIVE_FOR_FIRST: usize = 120;
+/// Near-end activity (envelope values) needed before the first estimate.
+const MIN_NEAR_ACTIVE_FOR_FIRST: usize = 80;
 /// Normalised correlation needed to trust a peak; a clearer one is accepted at once.
 const MIN_QUALITY: f32 = 0.25;
 const IMMEDIATE_QUALITY: f32 = 0.5;
@@ -46,7 +48,12 @@ struct Correlation {
 
 impl Correlation {
     fn new(lags: usize, memory: f32) -> Self {
-        Self { keep: 1.0 - 1.0 / memory, by_lag: vec![0.0; lags], near_energy: 0.0, far_energy: 0.0 }
+        Self {
+            keep: 1.0 - 1.0 / memory,
+            by_lag: vec![0.0; lags],
+            near_energy: 0.0,
+            far_energy: 0.0,
+        }
     }
 
     /// `far_by_lag` = far(t), far(t − 1), … (newest first).
@@ -61,12 +68,15 @@ impl Correlation {
 
     /// (lag, normalised correlation) of the highest peak.
     fn peak(&self) -> (usize, f32) {
-        let (lag, best) = self
-            .by_lag
-            .iter()
-            .copied()
-            .enumerate()
-            .fold((0, f32::MIN), |acc, (lag, c)| if c > acc.1 { (lag, c) } else { acc });
+        let (lag, best) =
+            self.by_lag
+                .iter()
+                .copied()
+                .enumerate()
+                .fold(
+                    (0, f32::MIN),
+                    |acc, (lag, c)| if c > acc.1 { (lag, c) } else { acc },
+                );
         let norm = (self.near_energy * self.far_energy).sqrt();
         let quality = if norm > 0.0 { best / norm } else { 0.0 };
         (lag, if quality.is_finite() { quality } else { 0.0 })
@@ -89,6 +99,7 @@ pub(crate) struct DelayEstimator {
     acc_count: usize,
     since_evaluation: usize,
     active_values: usize,
+    near_active_values: usize,
     candidate: Option<usize>,
     candidate_hits: u32,
     estimate: Option<usize>,
@@ -111,6 +122,7 @@ impl DelayEstimator {
             acc_count: 0,
             since_evaluation: 0,
             active_values: 0,
+            near_active_values: 0,
             candidate: None,
             candidate_hits: 0,
             estimate: None,
@@ -133,7 +145,13 @@ impl DelayEstimator {
     /// in samples when it changed.
     /// `near_talks`: the near end clearly talks; its envelope then says nothing about the
     /// echo and is kept out of the correlations.
-    pub(crate) fn push(&mut self, far: &[f32], near: &[f32], searching: bool, near_talks: bool) -> Option<usize> {
+    pub(crate) fn push(
+        &mut self,
+        far: &[f32],
+        near: &[f32],
+        searching: bool,
+        near_talks: bool,
+    ) -> Option<usize> {
         let mut changed = None;
         for (&x, &y) in far.iter().zip(near) {
             self.far_acc += x.abs();
@@ -153,7 +171,13 @@ impl DelayEstimator {
         changed
     }
 
-    fn push_envelope(&mut self, far_env: f32, near_env: f32, searching: bool, near_talks: bool) -> Option<usize> {
+    fn push_envelope(
+        &mut self,
+        far_env: f32,
+        near_env: f32,
+        searching: bool,
+        near_talks: bool,
+    ) -> Option<usize> {
         self.far_mean += MEAN_TRACKING * (far_env - self.far_mean);
         self.near_mean += MEAN_TRACKING * (near_env - self.near_mean);
         let far_hp = far_env - self.far_mean;
@@ -169,16 +193,28 @@ impl DelayEstimator {
         if far_env > ACTIVE_ENVELOPE {
             self.active_values += 1;
         }
+        if near_env > ACTIVE_ENVELOPE {
+            self.near_active_values += 1;
+        }
         // The window ending with the newest value at `head + len`, read backwards, is
         // ordered by lag.
-        let window = self.far_history.get(self.head + 1..self.head + 1 + len).unwrap_or(&[]);
+        let window = self
+            .far_history
+            .get(self.head + 1..self.head + 1 + len)
+            .unwrap_or(&[]);
         if !near_talks {
             self.slow.push(near_hp, far_hp, window.iter().rev());
             self.fast.push(near_hp, far_hp, window.iter().rev());
         }
 
         self.since_evaluation += 1;
-        if self.since_evaluation < EVALUATION_INTERVAL {
+        // Until the first estimate every 50 ms: nothing can be cancelled before it.
+        let interval = if self.estimate.is_none() {
+            EVALUATION_INTERVAL / 2
+        } else {
+            EVALUATION_INTERVAL
+        };
+        if self.since_evaluation < interval {
             return None;
         }
         self.since_evaluation = 0;
@@ -186,10 +222,17 @@ impl DelayEstimator {
     }
 
     fn evaluate(&mut self, searching: bool) -> Option<usize> {
-        if self.active_values < MIN_ACTIVE_FOR_FIRST {
+        // Deciding before the echo has come back at all would pick a random lag.
+        if self.active_values < MIN_ACTIVE_FOR_FIRST
+            || self.near_active_values < MIN_NEAR_ACTIVE_FOR_FIRST
+        {
             return None;
         }
-        let (best_lag, quality) = if searching { self.fast.peak() } else { self.slow.peak() };
+        let (best_lag, quality) = if searching {
+            self.fast.peak()
+        } else {
+            self.slow.peak()
+        };
         // The short memory is noisy: there a new lag must be clearly correlated and clearly
         // beat the current one, or double talk would move the window about.
         let convincing = !searching

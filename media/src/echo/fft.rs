@@ -71,12 +71,6 @@ impl RealFft {
         }
     }
 
-    /// Number of real samples per transform.
-    #[cfg(test)]
-    pub(crate) fn size(&self) -> usize {
-        self.size
-    }
-
     /// Number of spectrum bins (`n/2 + 1`).
     #[cfg(test)]
     pub(crate) fn bins(&self) -> usize {

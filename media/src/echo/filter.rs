@@ -1,23 +1,26 @@
 //! Partitioned-block frequency-domain adaptive filter (MDF family) with two paths.
 //!
-//! Why frequency domain: a 576-tap time-domain NLMS costs ~1 700 multiply-adds per sample
-//! for the two paths (≈ 270 k per 20 ms frame) and converges slowly on speech because speech
+//! Why frequency domain: a 608-tap time-domain NLMS costs ~1 800 multiply-adds per sample
+//! for the two paths (≈ 290 k per 20 ms frame) and converges slowly on speech because speech
 //! is strongly coloured. Splitting the filter into `K` partitions of 32 taps and working on
 //! 64-point spectra costs a few hundred operations per sample and, because every frequency
-//! bin is normalised by its own far-end power, converges about as fast on speech as on white
-//! noise. The block size (4 ms) divides the 20 ms frame, so there is no added latency.
+//! bin is normalised by its own far-end power, converges much faster on speech. The block
+//! size (4 ms) divides the 20 ms frame, so there is no added latency.
 //!
-//! Two paths (as in OSLEC and Speex): the *background* filter adapts on every block, the
-//! *foreground* filter produces the output and only changes by copying the background when
-//! the background has a statistically significant lower error. If double talk drags the
-//! background away, the foreground keeps cancelling and the background is reset from it.
+//! Two paths (as in OSLEC and Speex): the *background* filter adapts, the *foreground*
+//! filter produces the output and only changes by copying the background when the latter's
+//! error has been significantly lower over a 20 ms decision window (Speex's statistical
+//! test). If double talk drags the background away, the foreground keeps cancelling and the
+//! background is restarted from it. Deciding per 4 ms block instead lets near-end speech leak
+//! into the foreground: the energy differences are too noisy over 32 samples.
 //!
-//! Step size: per bin, `μ(f) = residual-echo power / error power`, the optimal NLMS step in
-//! the presence of near-end signal (Valin, "On adjusting the learning rate in frequency domain
-//! echo cancellation with double-talk", IEEE TASLP 2007). The residual echo is estimated as
-//! `leak · |Ŷ(f)|²`, `leak` being a running regression of the error spectrum's fluctuations
-//! on the echo estimate's fluctuations: near-end speech does not follow the echo estimate, so
-//! it lowers the step on its own, while an echo-path change raises it.
+//! Step size: NLMS with `μ = 0.5` (lower when the error is louder than the far end), each bin
+//! normalised by its far-end power averaged over the filter span, and distributed over the
+//! partitions by a prior that peaks where the delay estimate puts the echo onset and decays
+//! along the tail. A leak-based variable step (Valin 2007, as in Speex) was tried: it learns
+//! spectral regions the filter has not seen yet much more slowly, which cost 3–6 dB of ERLE
+//! in the first seconds of speech; double talk is handled by the caller's detectors instead
+//! (`step_scale`).
 
 use super::fft::RealFft;
 
@@ -32,33 +35,39 @@ pub(crate) const BINS: usize = BLOCK + 1;
 /// a −55 dBFS far-end signal, so bins where the far end is nearly silent adapt slowly instead
 /// of chasing µ-law quantisation noise.
 const POWER_FLOOR: f32 = (WINDOW as f32) * 60.0 * 60.0;
-/// Smoothing of the error / echo-estimate spectra used by the leak regression (≈ 1 s).
-const SPECTRUM_SMOOTHING: f32 = BLOCK as f32 / 8000.0;
-/// Leak regression update-rate bounds (per block), as fractions of echo/error energy.
-const LEAK_RATE_GAIN: f64 = 2.0 * BLOCK as f64 / 8000.0 * LEAK_SPEEDUP;
-const LEAK_RATE_MAX: f64 = 0.5 * BLOCK as f64 / 8000.0 * LEAK_SPEEDUP;
-const LEAK_SPEEDUP: f64 = 1.0;
-/// The residual echo is never assumed below this fraction of the echo estimate (−35 dB):
-/// µ-law on both directions keeps the achievable ERLE around there anyway.
-const MIN_LEAK: f64 = 0.0003;
-/// Two-path decision constants (variance smoothing and significance thresholds).
+/// Largest NLMS step (reached while the far end is at least as loud as the error).
+const MAX_STEP: f64 = 0.5;
+/// Far-end block energy below which nothing is learnt (≈ −78 dBFS).
+const MIN_FAR_ENERGY: f64 = BLOCK as f64 * 1000.0 / 64.0;
+/// Floor of the error energy in the step computation.
+const MIN_ERROR_ENERGY: f64 = BLOCK as f64 * 100.0 / 64.0;
+/// Two-path decision constants (Speex): variance smoothing and significance thresholds.
 const VAR_SHORT_SMOOTH: f64 = 0.36;
 const VAR_LONG_SMOOTH: f64 = 0.7225;
 const VAR_SHORT_UPDATE: f64 = 0.5;
 const VAR_LONG_UPDATE: f64 = 0.25;
 const VAR_BACKTRACK: f64 = 4.0;
-/// Prior step weight of each partition before the expected echo onset, relative to the
-/// next one: those taps should stay empty, and noise adapted into them costs ERLE.
-const PRE_ONSET_WEIGHT: f32 = 0.2;
 /// Blocks per two-path decision (20 ms).
 const DECISION_BLOCKS: u32 = 5;
-/// Consecutive blocks of "output louder than input" after which the filter is reset.
+/// Prior: the step weight falls 10× over this many partitions after the onset (16 ms, the
+/// longest dispersion of the G.168 echo-path models)…
+const PRIOR_DECAY_PARTITIONS: f32 = 4.0;
+/// …and by this factor per partition before it: those taps should stay empty, and noise
+/// adapted into them costs ERLE.
+const PRE_ONSET_WEIGHT: f32 = 0.2;
+/// Total step weight of the prior (the rest of the unit NLMS budget is headroom).
+const PRIOR_TOTAL: f32 = 0.8;
+/// Partitions around the expected onset whose circular-convolution part is removed every
+/// block (the others in rotation, one per block): the bulk of the echo lives there, and the
+/// constraint is what lets them generalise to frequencies speech has not excited yet.
+const CONSTRAINED_NEAR_ONSET: usize = 2;
+/// Consecutive blocks of "output much louder than input" after which the filter is reset.
 const DIVERGENCE_BLOCKS: u32 = 50;
 
 /// Per-block information the canceller needs for its statistics.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct BlockReport {
-    /// Σ near² (after DC removal).
+    /// Σ near².
     pub near_energy: f32,
     /// Σ out² (foreground error, the output).
     pub out_energy: f32,
@@ -66,8 +75,6 @@ pub(crate) struct BlockReport {
     pub echo_estimate_energy: f32,
     /// The filter state was reset (numerical trouble or divergence).
     pub reset: bool,
-    /// The background was copied into the foreground.
-    pub foreground_updated: bool,
 }
 
 pub(crate) struct BlockFilter {
@@ -83,14 +90,14 @@ pub(crate) struct BlockFilter {
     background_im: Vec<f32>,
     foreground_re: Vec<f32>,
     foreground_im: Vec<f32>,
-    /// Adaptation weight per partition (proportionate update, sums to < 1).
+    /// Step weight per partition (the prior), sums to `PRIOR_TOTAL`.
     proportion: Vec<f32>,
+    /// Partition where the echo is expected to start.
+    expected_onset: usize,
     /// Mean far-end power per bin over all partitions.
     far_power: [f32; BINS],
     /// The far spectra were replaced wholesale: recompute `far_power` from scratch.
     far_power_stale: bool,
-    /// Prior step weight per partition (see `restart_step_control`).
-    prior: Vec<f32>,
     step: [f32; BINS],
     // Scratch, reused every block.
     acc_re: [f32; BINS],
@@ -101,14 +108,6 @@ pub(crate) struct BlockFilter {
     foreground_echo: [f32; BLOCK],
     background_echo: [f32; BLOCK],
     background_error: [f32; BLOCK],
-    // Leak regression state.
-    error_psd_avg: [f32; BINS],
-    echo_psd_avg: [f32; BINS],
-    corr_error_echo: f64,
-    var_echo: f64,
-    leak: f64,
-    adapted: bool,
-    adaptation_sum: f64,
     // Two-path decision state.
     diff_avg_short: f64,
     diff_avg_long: f64,
@@ -117,13 +116,9 @@ pub(crate) struct BlockFilter {
     /// Σ fg error², Σ bg error², Σ (fg − bg)² since the last two-path decision.
     decision_sums: [f64; 3],
     decision_blocks: u32,
-    /// Partition whose circular-convolution part is removed next (one per block).
+    /// Partition whose circular-convolution part is removed next in the rotation.
     constrain_next: usize,
     divergent_blocks: u32,
-    #[cfg(test)]
-    pub(crate) dbg: [f64; 4],
-    /// Partition where the echo is expected to start (the delay line's pre-margin).
-    expected_onset: usize,
 }
 
 impl BlockFilter {
@@ -143,9 +138,9 @@ impl BlockFilter {
             foreground_re: vec![0.0; size],
             foreground_im: vec![0.0; size],
             proportion: vec![0.0; partitions],
+            expected_onset: 0,
             far_power: [0.0; BINS],
             far_power_stale: false,
-            prior: vec![0.0; partitions],
             step: [0.0; BINS],
             acc_re: [0.0; BINS],
             acc_im: [0.0; BINS],
@@ -155,13 +150,6 @@ impl BlockFilter {
             foreground_echo: [0.0; BLOCK],
             background_echo: [0.0; BLOCK],
             background_error: [0.0; BLOCK],
-            error_psd_avg: [0.0; BINS],
-            echo_psd_avg: [0.0; BINS],
-            corr_error_echo: 1.0,
-            var_echo: 1.0,
-            leak: 0.0,
-            adapted: false,
-            adaptation_sum: 0.0,
             diff_avg_short: 0.0,
             diff_avg_long: 0.0,
             diff_var_short: 0.0,
@@ -170,50 +158,17 @@ impl BlockFilter {
             decision_blocks: 0,
             constrain_next: 0,
             divergent_blocks: 0,
-            #[cfg(test)]
-            dbg: [0.0; 4],
-            expected_onset: 0,
         };
         filter.reset_adaptation();
         filter
     }
 
-    #[cfg(test)]
-    pub(crate) fn debug_state(&self) -> String {
-        let step_mean: f32 = self
-            .step
-            .iter()
-            .zip(&self.far_power)
-            .map(|(s, p)| s * (p + POWER_FLOOR))
-            .sum::<f32>()
-            / BINS as f32;
-        let energies: Vec<String> = (0..self.partitions)
-            .map(|k| {
-                let e: f32 = (k * BINS..(k + 1) * BINS)
-                    .map(|i| self.foreground_re[i].powi(2) + self.foreground_im[i].powi(2))
-                    .sum();
-                format!("{:.0}", 10.0 * (e + 1e-9).log10())
-            })
-            .collect();
-        format!(
-            "fg {:.1} bg {:.1} mu {:.2} adapted {} leak {:.4} mu {:.3} prop0..4 {:?} fgE {:?}",
-            10.0 * (self.dbg[0] / self.dbg[1]).log10(),
-            10.0 * (self.dbg[0] / self.dbg[2]).log10(),
-            self.dbg[3] / 20.0,
-            self.adapted,
-            self.leak,
-            step_mean,
-            &self.proportion[..5],
-            energies
-        )
+    pub(crate) fn partitions(&self) -> usize {
+        self.partitions
     }
 
     pub(crate) fn expected_onset(&self) -> usize {
         self.expected_onset
-    }
-
-    pub(crate) fn partitions(&self) -> usize {
-        self.partitions
     }
 
     /// Forgets the echo path (both filters) but keeps the far-end history.
@@ -222,59 +177,41 @@ impl BlockFilter {
         self.background_im.fill(0.0);
         self.foreground_re.fill(0.0);
         self.foreground_im.fill(0.0);
-        self.restart_step_control(0);
-    }
-
-    /// Restarts the step-size control in its fast initial mode, keeping the taps. Used when
-    /// the window moved onto an echo the statistics have not seen yet.
-    /// Re-aims the step-size prior at a new expected onset, keeping everything else.
-    pub(crate) fn set_expected_onset(&mut self, expected_onset: usize) {
-        self.expected_onset = expected_onset;
-        let partitions = self.partitions;
-        for (k, p) in self.prior.iter_mut().enumerate() {
-            *p = prior_weight(k, expected_onset, partitions);
-        }
-        normalise(&mut self.prior, 0.99);
-    }
-
-    pub(crate) fn restart_step_control(&mut self, expected_onset: usize) {
-        self.expected_onset = expected_onset;
-        if knob("ZPRE", 1.0) != 0.0 {
-            // Taps before the onset were learnt before the delay was known (speech is
-            // correlated, so they partly "predict" the echo) and would only decay slowly.
-            let end = expected_onset.min(self.partitions) * BINS;
-            for coeffs in [
-                &mut self.background_re,
-                &mut self.background_im,
-                &mut self.foreground_re,
-                &mut self.foreground_im,
-            ] {
-                coeffs[..end].fill(0.0);
-            }
-        }
-        // Prior: the echo starts at `expected_onset` and its energy decays along the tail,
-        // so the onset partition gets the largest step (ratio ≈ 10 to the last) and the
-        // margin before it, which should stay empty, small ones until the filter knows better.
-        let onset = self.expected_onset;
-        let partitions = self.partitions;
-        for (k, p) in self.prior.iter_mut().enumerate() {
-            *p = prior_weight(k, onset, partitions);
-        }
-        normalise(&mut self.prior, 0.99);
-        self.proportion.copy_from_slice(&self.prior);
-        normalise(&mut self.proportion, 0.8);
-        self.error_psd_avg = [0.0; BINS];
-        self.echo_psd_avg = [0.0; BINS];
-        self.corr_error_echo = 1.0;
-        self.var_echo = 1.0;
-        self.leak = 0.0;
-        self.adapted = false;
-        self.adaptation_sum = 0.0;
-        self.diff_avg_short = 0.0;
-        self.diff_avg_long = 0.0;
-        self.diff_var_short = 0.0;
-        self.diff_var_long = 0.0;
+        self.clear_path_statistics();
         self.divergent_blocks = 0;
+        self.set_expected_onset(0);
+    }
+
+    /// First delay lock: aims the prior at `expected_onset` and clears the taps before it,
+    /// which were learnt before the delay was known (speech is correlated, so they partly
+    /// "predict" the echo) and would only decay slowly under the small prior weights there.
+    pub(crate) fn restart_at_onset(&mut self, expected_onset: usize) {
+        let end = expected_onset.min(self.partitions) * BINS;
+        for coeffs in [
+            &mut self.background_re,
+            &mut self.background_im,
+            &mut self.foreground_re,
+            &mut self.foreground_im,
+        ] {
+            coeffs[..end].fill(0.0);
+        }
+        self.clear_path_statistics();
+        self.set_expected_onset(expected_onset);
+    }
+
+    /// Re-aims the step prior at a new expected onset partition.
+    pub(crate) fn set_expected_onset(&mut self, expected_onset: usize) {
+        self.expected_onset = expected_onset.min(self.partitions - 1);
+        let onset = self.expected_onset;
+        let decay = (-std::f32::consts::LN_10 / PRIOR_DECAY_PARTITIONS).exp();
+        for (k, p) in self.proportion.iter_mut().enumerate() {
+            *p = if k >= onset {
+                decay.powi((k - onset) as i32)
+            } else {
+                PRE_ONSET_WEIGHT.powi((onset - k) as i32)
+            };
+        }
+        normalise(&mut self.proportion, PRIOR_TOTAL);
     }
 
     /// Moves the filter window `shift` partitions later in time (negative: earlier), keeping
@@ -334,7 +271,8 @@ impl BlockFilter {
     }
 
     /// Processes one block: `far` is the delay-aligned reference, `near` the microphone
-    /// signal, `out` receives the foreground error. `step_scale` scales the background's step (0 freezes it).
+    /// signal, `out` receives the foreground error. `step_scale` scales the background's
+    /// step (0 freezes it).
     pub(crate) fn process_block(
         &mut self,
         far: &[f32; BLOCK],
@@ -391,19 +329,6 @@ impl BlockFilter {
             near_energy: near_energy as f32,
             ..BlockReport::default()
         };
-        #[cfg(test)]
-        {
-            self.dbg[0] += near_energy;
-            self.dbg[1] += foreground_error_energy;
-            self.dbg[2] += background_error_energy;
-            self.dbg[3] += self
-                .step
-                .iter()
-                .zip(&self.far_power)
-                .map(|(s, p)| (s * (p + POWER_FLOOR)) as f64)
-                .sum::<f64>()
-                / BINS as f64;
-        }
         if !foreground_error_energy.is_finite() || !background_error_energy.is_finite() {
             self.hard_reset(near, out);
             report.reset = true;
@@ -411,45 +336,23 @@ impl BlockFilter {
             return report;
         }
 
-        // Two-path logic, decided every DECISION_BLOCKS blocks (20 ms, as in Speex: with
-        // fewer samples the energy differences are too noisy and double talk would leak
-        // into the foreground): is the background significantly better (copy it to the
-        // output path) or significantly worse (it diverged: restart it from the foreground)?
-        self.decision_sums[0] += foreground_error_energy;
-        self.decision_sums[1] += background_error_energy;
-        self.decision_sums[2] += path_difference;
-        self.decision_blocks += 1;
-        let (mut better, mut worse) = (false, false);
-        if self.decision_blocks >= DECISION_BLOCKS {
-            let [sff, see, dbf] = self.decision_sums;
-            self.decision_sums = [0.0; 3];
-            self.decision_blocks = 0;
-            let diff = sff - see;
-            let variance = sff * dbf;
-            self.diff_avg_short = 0.6 * self.diff_avg_short + 0.4 * diff;
-            self.diff_avg_long = 0.85 * self.diff_avg_long + 0.15 * diff;
-            self.diff_var_short = VAR_SHORT_SMOOTH * self.diff_var_short + 0.16 * variance;
-            self.diff_var_long = VAR_LONG_SMOOTH * self.diff_var_long + 0.0225 * variance;
-            better = diff * diff.abs() > variance
-                || self.diff_avg_short * self.diff_avg_short.abs() > VAR_SHORT_UPDATE * self.diff_var_short
-                || self.diff_avg_long * self.diff_avg_long.abs() > VAR_LONG_UPDATE * self.diff_var_long;
-            worse = -diff * diff.abs() > VAR_BACKTRACK * variance
-                || -self.diff_avg_short * self.diff_avg_short.abs() > VAR_BACKTRACK * self.diff_var_short
-                || -self.diff_avg_long * self.diff_avg_long.abs() > VAR_BACKTRACK * self.diff_var_long;
-        }
+        let (better, worse) = self.two_path_decision(
+            foreground_error_energy,
+            background_error_energy,
+            path_difference,
+        );
         let mut output_energy = foreground_error_energy;
         if better {
             self.foreground_re.copy_from_slice(&self.background_re);
             self.foreground_im.copy_from_slice(&self.background_im);
             // Cross-fade to the new filter over the block so the switch makes no click.
             output_energy = 0.0;
-            for i in 0..BLOCK {
+            for (i, (o, &e)) in out.iter_mut().zip(&self.background_error).enumerate() {
                 let fade = (i as f32 + 0.5) / BLOCK as f32;
-                out[i] = (1.0 - fade) * out[i] + fade * self.background_error[i];
-                output_energy += f64::from(out[i]) * f64::from(out[i]);
+                *o = (1.0 - fade) * *o + fade * e;
+                output_energy += f64::from(*o) * f64::from(*o);
             }
             self.clear_path_statistics();
-            report.foreground_updated = true;
         } else if worse {
             self.background_re.copy_from_slice(&self.foreground_re);
             self.background_im.copy_from_slice(&self.foreground_im);
@@ -480,17 +383,42 @@ impl BlockFilter {
             self.divergent_blocks = 0;
         }
 
+        // A clipped microphone signal is not a linear function of the reference: learning
+        // from it would only hurt.
         let saturated = near.iter().any(|v| v.abs() >= 32000.0);
-        self.update_step(background_error_energy);
-        if step_scale > 0.0 && !saturated {
-            if step_scale < 1.0 {
-                for s in self.step.iter_mut() {
-                    *s *= step_scale;
-                }
-            }
+        if step_scale > 0.0 && !saturated && self.update_step(background_error_energy, step_scale) {
             self.adapt_background();
         }
         report
+    }
+
+    /// Accumulates a 20 ms decision window and returns (background significantly better,
+    /// background significantly worse) at its end (Speex's two-path test).
+    fn two_path_decision(&mut self, sff: f64, see: f64, dbf: f64) -> (bool, bool) {
+        self.decision_sums[0] += sff;
+        self.decision_sums[1] += see;
+        self.decision_sums[2] += dbf;
+        self.decision_blocks += 1;
+        if self.decision_blocks < DECISION_BLOCKS {
+            return (false, false);
+        }
+        let [sff, see, dbf] = self.decision_sums;
+        self.decision_sums = [0.0; 3];
+        self.decision_blocks = 0;
+        let diff = sff - see;
+        let variance = sff * dbf;
+        self.diff_avg_short = 0.6 * self.diff_avg_short + 0.4 * diff;
+        self.diff_avg_long = 0.85 * self.diff_avg_long + 0.15 * diff;
+        self.diff_var_short = VAR_SHORT_SMOOTH * self.diff_var_short + 0.16 * variance;
+        self.diff_var_long = VAR_LONG_SMOOTH * self.diff_var_long + 0.0225 * variance;
+        let signed_square = |x: f64| x * x.abs();
+        let better = signed_square(diff) > variance
+            || signed_square(self.diff_avg_short) > VAR_SHORT_UPDATE * self.diff_var_short
+            || signed_square(self.diff_avg_long) > VAR_LONG_UPDATE * self.diff_var_long;
+        let worse = signed_square(-diff) > VAR_BACKTRACK * variance
+            || signed_square(-self.diff_avg_short) > VAR_BACKTRACK * self.diff_var_short
+            || signed_square(-self.diff_avg_long) > VAR_BACKTRACK * self.diff_var_long;
+        (better, worse)
     }
 
     /// Shifts the far-end ring by one block and transforms the newest window.
@@ -547,111 +475,39 @@ impl BlockFilter {
         self.diff_var_long = 0.0;
     }
 
-    /// Computes the per-bin step `self.step` from the background error and echo estimate.
-    fn update_step(&mut self, error_energy: f64) {
+    /// Computes the per-bin step and the error spectrum. Returns false if there is nothing
+    /// to learn from (the far end is silent over the whole filter span).
+    fn update_step(&mut self, error_energy: f64, step_scale: f32) -> bool {
         // Far energy per block averaged over the whole filter span (Parseval on the mean
         // spectra; each spectrum covers two blocks). The newest block alone would say
         // "silence" at the end of every word while its echo is still ringing in the window.
         let spectrum_sum: f32 =
             2.0 * self.far_power.iter().sum::<f32>() - self.far_power[0] - self.far_power[BLOCK];
         let far_energy = f64::from(spectrum_sum) / WINDOW as f64 / 2.0;
-        let echo_energy: f64 = self
-            .background_echo
-            .iter()
-            .map(|&v| f64::from(v) * f64::from(v))
-            .sum();
-        let cross: f64 = self
-            .background_echo
-            .iter()
-            .zip(&self.background_error)
-            .map(|(&y, &e)| f64::from(y) * f64::from(e))
-            .sum();
-        let error_energy = error_energy.max(BLOCK as f64 * 100.0 / 64.0);
-
-        // Error spectrum E (the gradient needs it too) and echo-estimate spectrum Ŷ.
+        if far_energy <= MIN_FAR_ENERGY {
+            return false;
+        }
+        // NLMS step: full while the far end is at least as loud as the error, smaller when
+        // the error is louder (then it is mostly not echo).
+        let error_energy = error_energy.max(MIN_ERROR_ENERGY);
+        let mu =
+            2.0 * (0.25 * far_energy).min(0.25 * error_energy) / error_energy * (MAX_STEP / 0.5);
+        let mu = mu as f32 * step_scale;
+        for (s, p) in self.step.iter_mut().zip(&self.far_power) {
+            *s = mu / (p + POWER_FLOOR);
+        }
+        // Error spectrum E = FFT([0, e]) for the gradient.
         self.time[..BLOCK].fill(0.0);
         self.time[BLOCK..].copy_from_slice(&self.background_error);
         self.fft
             .forward(&self.time, &mut self.error_re, &mut self.error_im);
-        self.time[BLOCK..].copy_from_slice(&self.background_echo);
-        self.fft
-            .forward(&self.time, &mut self.acc_re, &mut self.acc_im);
-
-        // Leak regression: how much of the echo estimate's spectral fluctuation shows up in
-        // the error's? That fraction is the residual echo.
-        let mut corr = 0.0f64;
-        let mut var = 0.0f64;
-        for bin in 0..BINS {
-            let error_psd =
-                self.error_re[bin] * self.error_re[bin] + self.error_im[bin] * self.error_im[bin];
-            let echo_psd =
-                self.acc_re[bin] * self.acc_re[bin] + self.acc_im[bin] * self.acc_im[bin];
-            let de = f64::from(error_psd - self.error_psd_avg[bin]);
-            let dy = f64::from(echo_psd - self.echo_psd_avg[bin]);
-            corr += de * dy;
-            var += dy * dy;
-            self.error_psd_avg[bin] += SPECTRUM_SMOOTHING * (error_psd - self.error_psd_avg[bin]);
-            self.echo_psd_avg[bin] += SPECTRUM_SMOOTHING * (echo_psd - self.echo_psd_avg[bin]);
-            // Keep |Ŷ|² and |E|² for the per-bin step below.
-            self.acc_re[bin] = echo_psd;
-            self.acc_im[bin] = error_psd;
-        }
-        let var = var.sqrt().max(1e-9);
-        let corr = corr / var;
-        let rate = (LEAK_RATE_GAIN * echo_energy).min(LEAK_RATE_MAX * error_energy) / error_energy;
-        self.corr_error_echo = (1.0 - rate) * self.corr_error_echo + rate * corr;
-        self.var_echo = ((1.0 - rate) * self.var_echo + rate * var).max(1.0);
-        self.corr_error_echo = self
-            .corr_error_echo
-            .clamp(MIN_LEAK * self.var_echo, self.var_echo);
-        self.leak = self.corr_error_echo / self.var_echo;
-
-        // Residual-to-error ratio over the whole block, bounded below by the part of the
-        // error that is visibly correlated with the echo estimate.
-        let mut residual_ratio = (1e-4 * far_energy + 3.0 * self.leak * echo_energy) / error_energy;
-        let correlated = cross * cross / (1.0 + error_energy * echo_energy);
-        let rcap: f64 = knob("RCAP", 0.5);
-        residual_ratio = residual_ratio.max(correlated).min(rcap);
-
-        if !self.adapted
-            && knob("NOADAPT", 1.0) == 0.0
-            && self.adaptation_sum > self.partitions as f64
-            && self.leak > 0.03
-        {
-            self.adapted = true;
-        }
-        if self.adapted {
-            let leak = self.leak as f32;
-            let ratio = residual_ratio as f32;
-            for bin in 0..BINS {
-                let error_psd = self.acc_im[bin] + 1.0;
-                let residual = (leak * self.acc_re[bin]).min(rcap as f32 * error_psd);
-                let residual = 0.7 * residual + 0.3 * ratio * error_psd;
-                self.step[bin] = residual / (error_psd * (self.far_power[bin] + POWER_FLOOR));
-            }
-        } else {
-            // Until the leak regression has something to regress on, adapt at a fixed
-            // fraction of the far-to-error energy ratio (large while there is only echo).
-            let rate = if far_energy > BLOCK as f64 * 1000.0 / 64.0 {
-                (0.25 * far_energy).min(0.25 * error_energy) / error_energy * knob("INITMU", 0.5)
-                    / 0.5
-            } else {
-                0.0
-            };
-            self.adaptation_sum += rate;
-            for bin in 0..BINS {
-                self.step[bin] = 2.0 * rate as f32 / (self.far_power[bin] + POWER_FLOOR * knob("PFL", 1.0) as f32);
-            }
-        }
+        true
     }
 
-    /// Background update `W_k += μ(f)·p_k·conj(X_k)·E`, then removes the circular part of one
-    /// partition (rotating, as in AUMDF) so the blocks stay linear convolutions.
+    /// Background update `W_k += μ(f)·p_k·conj(X_k)·E`, then removes the circular part of the
+    /// partitions around the onset and of one more in rotation (as in AUMDF) so the blocks
+    /// stay linear convolutions.
     fn adapt_background(&mut self) {
-        let mode = knob("PROPMODE", 2.0) as u32;
-        if self.adapted && mode != 1 {
-            self.update_proportion();
-        }
         for k in 0..self.partitions {
             let slot = (self.newest + k) % self.partitions;
             let weight = self.proportion[k];
@@ -667,54 +523,31 @@ impl BlockFilter {
                 w_im[bin] += mu * (xr * ei - xi * er);
             }
         }
-        let all = knob("ALLC", 0.0) != 0.0;
-        for k in 0..self.partitions {
-            let cons = knob("CONS", 2.0) as usize;
-            let lo = self.expected_onset.saturating_sub(1);
-            let always = cons > 0 && k >= lo && k < lo + cons;
-            if !all && !always && k != self.constrain_next {
-                continue;
-            }
-            let range = k * BINS..(k + 1) * BINS;
-            self.fft.inverse(
-                &self.background_re[range.clone()],
-                &self.background_im[range.clone()],
-                &mut self.time,
-            );
-            self.time[BLOCK..].fill(0.0);
-            self.fft.forward(
-                &self.time,
-                &mut self.background_re[range.clone()],
-                &mut self.background_im[range],
-            );
-        }
+        let near_onset = self.expected_onset.saturating_sub(1);
+        let rotating = self.constrain_next;
         self.constrain_next = (self.constrain_next + 1) % self.partitions;
+        for k in 0..self.partitions {
+            let always = k >= near_onset && k < near_onset + CONSTRAINED_NEAR_ONSET;
+            if always || k == rotating {
+                self.constrain(k);
+            }
+        }
     }
 
-    /// Proportionate weights: partitions holding more of the echo path adapt faster.
-    fn update_proportion(&mut self) {
-        let mut max = 1.0f32;
-        for (k, p) in self.proportion.iter_mut().enumerate() {
-            let range = k * BINS..(k + 1) * BINS;
-            let energy: f32 = self.background_re[range.clone()]
-                .iter()
-                .zip(&self.background_im[range])
-                .map(|(r, i)| r * r + i * i)
-                .sum();
-            *p = energy.sqrt() + 1.0;
-            max = max.max(*p);
-        }
-        for p in self.proportion.iter_mut() {
-            *p += 0.1 * max;
-        }
-        normalise(&mut self.proportion, 0.99);
-        let mode = knob("PROPMODE", 2.0) as u32;
-        if mode == 2 {
-            for (p, prior) in self.proportion.iter_mut().zip(&self.prior) {
-                *p = (*p * prior).sqrt();
-            }
-            normalise(&mut self.proportion, 0.99);
-        }
+    /// Zeroes the second half of partition `k`'s impulse response.
+    fn constrain(&mut self, k: usize) {
+        let range = k * BINS..(k + 1) * BINS;
+        self.fft.inverse(
+            &self.background_re[range.clone()],
+            &self.background_im[range.clone()],
+            &mut self.time,
+        );
+        self.time[BLOCK..].fill(0.0);
+        self.fft.forward(
+            &self.time,
+            &mut self.background_re[range.clone()],
+            &mut self.background_im[range],
+        );
     }
 
     /// Numerical trouble: forget everything and pass the near signal through this block.
@@ -724,20 +557,10 @@ impl BlockFilter {
         self.far_window = [0.0; WINDOW];
         self.far_power = [0.0; BINS];
         self.far_power_stale = true;
+        let onset = self.expected_onset;
         self.reset_adaptation();
+        self.set_expected_onset(onset);
         out.copy_from_slice(near);
-    }
-}
-
-/// Prior step weight of partition `k` when the echo is expected to start in `onset`.
-fn prior_weight(k: usize, onset: usize, partitions: usize) -> f32 {
-    let pd = knob("PD", 4.0) as f32;
-    let pf = knob("PF", 0.0) as f32;
-    let decay = (-2.4 / pd).exp();
-    if k >= onset {
-        decay.powi((k - onset) as i32).max(pf)
-    } else {
-        (knob("PRE", f64::from(PRE_ONSET_WEIGHT)) as f32).powi((onset - k) as i32)
     }
 }
 
@@ -798,25 +621,82 @@ fn normalise(values: &mut [f32], total: f32) {
     }
 }
 
-/// Tuning knobs read once from the environment (development only).
-pub(crate) fn knob(name: &str, default: f64) -> f64 {
-    static KNOBS: std::sync::OnceLock<Vec<(String, f64)>> = std::sync::OnceLock::new();
-    let knobs = KNOBS.get_or_init(|| {
-        [
-            "RCAP", "NOADAPT", "SUSP", "SLIM", "PFL", "LOSTF", "LIKE", "PRE", "ZPRE", "INITMU", "PROPMODE", "ALLC", "PD", "PF", "KEEPTAPS",
-            "BIAS", "CONS",
-        ]
-        .iter()
-        .filter_map(|k| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map(|v| (k.to_string(), v))
-        })
-        .collect()
-    });
-    knobs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or(default, |(_, v)| *v)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_blocks_moves_partitions_and_zero_fills() {
+        let mut coeffs: Vec<f32> = (0..4 * BINS).map(|i| (i / BINS) as f32 + 1.0).collect();
+        shift_blocks(&mut coeffs, 4, 1);
+        let firsts: Vec<f32> = (0..4).map(|k| coeffs[k * BINS]).collect();
+        assert_eq!(firsts, vec![2.0, 3.0, 4.0, 0.0]);
+        shift_blocks(&mut coeffs, 4, -2);
+        let firsts: Vec<f32> = (0..4).map(|k| coeffs[k * BINS]).collect();
+        assert_eq!(firsts, vec![0.0, 0.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn prior_peaks_at_the_onset_and_sums_to_its_budget() {
+        let mut filter = BlockFilter::new(10);
+        filter.set_expected_onset(3);
+        let p = &filter.proportion;
+        let max = p.iter().cloned().fold(0.0, f32::max);
+        assert_eq!(p[3], max);
+        assert!(p[2] < 0.25 * p[3] && p[4] < p[3] && p[9] < 0.2 * p[3]);
+        assert!((p.iter().sum::<f32>() - PRIOR_TOTAL).abs() < 1e-4);
+        filter.set_expected_onset(99);
+        assert_eq!(filter.expected_onset(), 9, "clamped into the filter");
+    }
+
+    /// White noise through a short known path: the learnt taps must match it.
+    #[test]
+    fn learns_a_known_impulse_response() {
+        let mut filter = BlockFilter::new(4);
+        filter.set_expected_onset(0);
+        let path = [0.5f32, -0.3, 0.0, 0.2, 0.1];
+        let mut state = 12345u32;
+        let mut history = vec![0.0f32; path.len()];
+        let (mut far, mut near, mut out) = ([0.0; BLOCK], [0.0; BLOCK], [0.0; BLOCK]);
+        let mut last_error = 0.0;
+        for block in 0..1500 {
+            for i in 0..BLOCK {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let x = ((state >> 16) as f32 / 32768.0 - 1.0) * 8000.0;
+                history.rotate_right(1);
+                history[0] = x;
+                far[i] = x;
+                near[i] = path.iter().zip(&history).map(|(h, x)| h * x).sum();
+            }
+            let report = filter.process_block(&far, &near, &mut out, 1.0);
+            if block >= 1400 {
+                last_error += f64::from(report.out_energy) / f64::from(report.near_energy);
+            }
+        }
+        let erle = -10.0 * (last_error / 100.0).log10();
+        assert!(erle > 40.0, "ERLE {erle:.1} dB");
+        let mut taps = vec![0.0; 4 * BLOCK];
+        filter.foreground_taps(&mut taps);
+        for (j, &h) in path.iter().enumerate() {
+            assert!((taps[j] - h).abs() < 0.01, "tap {j}: {} vs {h}", taps[j]);
+        }
+        assert!(taps[path.len()..].iter().all(|t| t.abs() < 0.01));
+    }
+
+    #[test]
+    fn frozen_background_leaves_the_filter_untouched() {
+        let mut filter = BlockFilter::new(2);
+        let far = [1000.0; BLOCK];
+        let near = [500.0; BLOCK];
+        let mut out = [0.0; BLOCK];
+        for _ in 0..20 {
+            filter.process_block(&far, &near, &mut out, 0.0);
+        }
+        assert!(filter
+            .background_re
+            .iter()
+            .chain(&filter.foreground_re)
+            .all(|&w| w == 0.0));
+        assert_eq!(out, near, "nothing learnt, nothing removed");
+    }
 }

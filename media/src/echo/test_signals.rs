@@ -108,6 +108,8 @@ pub(crate) fn ulaw(x: f32) -> i16 {
 pub(crate) struct Line {
     /// What the canceller gets as reference: the µ-law-decoded samples we sent.
     pub far: Vec<i16>,
+    /// The far end before µ-law coding (a gateway that keeps its linear audio as reference).
+    pub far_linear: Vec<i16>,
     /// What comes back: µ-law(echo + caller).
     pub near: Vec<i16>,
     /// The echo alone (before the return µ-law), for measurements.
@@ -135,7 +137,12 @@ pub(crate) fn line(far_linear: &[i16], caller: &[i16], paths: &[(usize, usize, &
         .enumerate()
         .map(|(n, &e)| ulaw(e + caller.get(n).map_or(0.0, |&c| f32::from(c))))
         .collect();
-    Line { far, near, echo }
+    Line {
+        far,
+        far_linear: far_linear.to_vec(),
+        near,
+        echo,
+    }
 }
 
 /// Runs a fresh canceller over whole frames of `far`/`near`.
@@ -236,4 +243,37 @@ pub(crate) fn placed(signal: &[i16], start: usize, len: usize) -> Vec<i16> {
         }
     }
     track
+}
+
+/// Residual-echo suppression over `frames` (dB): Σ echo² / Σ (echo − removed)², where
+/// `removed = near − out` is what the canceller took away. Unlike near/out this is not
+/// masked by near-end speech, so it measures the filter during double talk too.
+pub(crate) fn echo_suppression_db(line: &Line, out: &[i16], frames: std::ops::Range<usize>) -> f64 {
+    let (mut echo, mut residual) = (0.0, 0.0);
+    let range = frames.start * FRAME_SAMPLES..(frames.end * FRAME_SAMPLES).min(out.len());
+    for ((&o, &n), &e) in out[range.clone()]
+        .iter()
+        .zip(&line.near[range.clone()])
+        .zip(&line.echo[range])
+    {
+        let removed = f64::from(n) - f64::from(o);
+        echo += f64::from(e).powi(2);
+        residual += (f64::from(e) - removed).powi(2);
+    }
+    10.0 * (echo / residual.max(1e-9)).log10()
+}
+
+/// How much of the near-end talker survives in `out` over `frames`, as an attenuation in
+/// dB: the least-squares gain of `out` onto the clean talker, g = Σ out·s / Σ s², reported
+/// as −20·log10(g). Residual echo and coding noise are uncorrelated with the talker and do
+/// not count; a canceller that removes or distorts the caller does.
+pub(crate) fn talker_attenuation_db(talker: &[i16], out: &[i16], frames: &[usize]) -> f64 {
+    let (mut cross, mut power) = (0.0, 0.0);
+    for &f in frames {
+        for i in f * FRAME_SAMPLES..((f + 1) * FRAME_SAMPLES).min(out.len()) {
+            cross += f64::from(out[i]) * f64::from(talker[i]);
+            power += f64::from(talker[i]).powi(2);
+        }
+    }
+    -20.0 * (cross / power).log10()
 }

@@ -1,4 +1,9 @@
-//! Behaviour tests of the echo canceller (G.168 Annex D style set-ups, see `test_signals`).
+//! Behaviour tests of the echo canceller in G.168 Annex D style set-ups (see
+//! `test_signals`): the demo prompt as far end, decaying 8–16 ms echo paths behind a bulk
+//! delay, ERL 6/10/20 dB, µ-law both ways, the demo reply as the caller.
+//!
+//! Figures measured with these set-ups are in the report of the change that added this
+//! module; the thresholds below leave a few dB of margin under them.
 
 use super::test_signals::*;
 use super::*;
@@ -6,259 +11,577 @@ use super::*;
 const SECOND: usize = 8000;
 const FRAMES_PER_SECOND: usize = 50;
 
-fn cases() -> Vec<(u64, f32, usize, usize)> {
-    let spec = std::env::var("CASES").unwrap_or("1,6,0,8;1,6,4,8".into());
-    spec.split(';')
-        .map(|c| {
-            let v: Vec<&str> = c.split(',').collect();
-            (
-                v[0].parse().unwrap(),
-                v[1].parse().unwrap(),
-                v[2].parse().unwrap(),
-                v[3].parse().unwrap(),
-            )
-        })
-        .collect()
+/// (path seed, ERL dB, bulk delay ms, dispersion ms)
+type Case = (u64, f32, usize, usize);
+
+fn far_speech(seconds: usize) -> Vec<i16> {
+    looped(&prompt("prompt.wav"), seconds * SECOND)
+}
+
+/// ERLE over the second that follows the first second of far-end speech.
+fn erle_after_one_second(case: Case) -> f64 {
+    let (seed, erl, delay_ms, dispersion) = case;
+    let path = echo_path(seed, dispersion, erl);
+    let line = line(&far_speech(4), &[], &[(0, delay_ms * 8, &path)]);
+    let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
+    let t1 = after_far_activity(&line.far, 1000);
+    erle_db(&line, &out, t1..t1 + FRAMES_PER_SECOND)
 }
 
 #[test]
-fn explore_erle() {
-    let far_linear = prompt("prompt.wav");
-    for (seed, erl, delay_ms, disp) in cases() {
-        let h = echo_path(seed, disp, erl);
-        let len = 6 * SECOND;
-        let far_in = looped(&far_linear, len);
-        let line = line(&far_in, &[], &[(0, delay_ms * 8, &h)]);
-        let mut ec = EchoCanceller::new(EchoConfig::default());
-        if std::env::var("FORCE").is_ok() {
-            ec.force_lag(delay_ms * 8);
-        }
-        let mut out = vec![0i16; line.far.len()];
-        let mut events = Vec::new();
-        let mut last = (0, None, false);
-        for f in 0..line.far.len() / 160 {
-            let r = f * 160..f * 160 + 160;
-            ec.process(&line.far[r.clone()], &line.near[r.clone()], &mut out[r]);
-            let st = ec.stats();
-            if std::env::var("DBG").is_ok() && f % 4 == 0 && f < 120 {
-                println!("f {f} {}", ec.debug_state());
-            }
-            let now = (
-                st.delay_changes,
-                st.bulk_delay_ms.map(|d| d as i32),
-                st.converged,
+fn erle_reaches_25_db_one_second_after_far_speech_starts() {
+    for case in [
+        (1, 6.0, 0, 8),
+        (6, 20.0, 10, 8),
+        (7, 10.0, 30, 12),
+        (27, 6.0, 45, 8),
+        (5, 10.0, 70, 16),
+        (30, 6.0, 100, 12),
+    ] {
+        let erle = erle_after_one_second(case);
+        assert!(erle >= 25.0, "{case:?}: ERLE {erle:.1} dB");
+    }
+}
+
+/// 24 echo paths (ERL 6/10/20 dB, bulk delay 0–120 ms, dispersion 8/12/16 ms): how the
+/// second after 1 s of speech is distributed, and that 2 s in every path is at 25 dB.
+/// (Speech only excites some frequencies at a time; on some paths the first second of
+/// this prompt leaves the filter at 21–24 dB, half a second short of 25.)
+#[test]
+fn erle_survey_over_many_echo_paths() {
+    let mut first_second = Vec::new();
+    for seed in 20..44u64 {
+        let erl = [6.0, 10.0, 20.0][(seed % 3) as usize];
+        let delay_ms = [0, 15, 30, 45, 60, 80, 100, 120][(seed % 8) as usize];
+        let dispersion = [8, 12, 16][((seed / 3) % 3) as usize];
+        let case = (seed, erl, delay_ms, dispersion);
+        first_second.push(erle_after_one_second(case));
+        let path = echo_path(seed, dispersion, erl);
+        let line = line(&far_speech(4), &[], &[(0, delay_ms * 8, &path)]);
+        let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
+        let later = erle_db(&line, &out, 125..200);
+        assert!(later >= 25.0, "{case:?}: ERLE {later:.1} dB from 2.5 s on");
+    }
+    first_second.sort_by(f64::total_cmp);
+    let (min, median) = (first_second[0], first_second[first_second.len() / 2]);
+    assert!(
+        min >= 20.0 && median >= 25.0,
+        "min {min:.1} dB, median {median:.1} dB"
+    );
+}
+
+/// At 120 ms of bulk delay the first ~0.3 s of speech go to finding the delay (the echo
+/// only starts coming back after 120 ms), so the second after 1 s of speech reaches
+/// ~23–24 dB; 25 dB follow half a second later.
+#[test]
+fn erle_with_the_longest_bulk_delay() {
+    for case in [(4, 6.0, 120, 16), (3, 20.0, 120, 16), (8, 10.0, 120, 8)] {
+        let erle = erle_after_one_second(case);
+        assert!(erle >= 21.0, "{case:?}: ERLE {erle:.1} dB");
+        let (seed, erl, delay_ms, dispersion) = case;
+        let path = echo_path(seed, dispersion, erl);
+        let line = line(&far_speech(5), &[], &[(0, delay_ms * 8, &path)]);
+        let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
+        let later = erle_db(&line, &out, 100..200);
+        assert!(later >= 25.0, "{case:?}: ERLE {later:.1} dB after 2 s");
+    }
+}
+
+/// A gateway that feeds its linear audio as reference (instead of what the µ-law coder
+/// made of it) leaves the outbound coding noise uncancelled: ERLE is capped lower.
+#[test]
+fn linear_reference_still_cancels() {
+    let path = echo_path(2, 12, 10.0);
+    let line = line(&far_speech(4), &[], &[(0, 320, &path)]);
+    let (out, _, _) = run(EchoConfig::default(), &line.far_linear, &line.near);
+    let erle = erle_db(&line, &out, 100..200);
+    assert!(erle >= 20.0, "ERLE {erle:.1} dB");
+}
+
+#[test]
+fn bulk_delay_is_estimated_within_2_ms() {
+    for (seed, delay_ms) in [
+        (11u64, 0usize),
+        (12, 20),
+        (13, 45),
+        (14, 80),
+        (15, 120),
+        (16, 145),
+    ] {
+        let path = echo_path(seed, 12, 10.0);
+        let line = line(&far_speech(4), &[], &[(0, delay_ms * 8, &path)]);
+        let (_, _, canceller) = run(EchoConfig::default(), &line.far, &line.near);
+        let stats = canceller.stats();
+        let estimate = stats.bulk_delay_ms.expect("a delay estimate");
+        assert!(
+            (estimate - delay_ms as f32).abs() <= 2.0,
+            "delay {delay_ms} ms estimated as {estimate} ms"
+        );
+        assert!(stats.converged, "delay {delay_ms} ms: {stats:?}");
+    }
+}
+
+struct DoubleTalk {
+    attenuation_db: f64,
+    suppression_during_db: f64,
+    erle_after_db: f64,
+    flagged: f64,
+}
+
+/// Far speech throughout; the caller (demo reply, `gain_db` relative to its file level,
+/// which is about the prompt's level) talks from 3 s on, after the canceller converged.
+fn double_talk(case: Case, gain_db: f32) -> DoubleTalk {
+    let (seed, erl, delay_ms, dispersion) = case;
+    let reply = prompt("reply.wav");
+    let len = 9 * SECOND;
+    let start = 3 * SECOND;
+    let talker = placed(&scaled(&reply, gain_db), start, len);
+    let path = echo_path(seed, dispersion, erl);
+    let line = line(&far_speech(9), &talker, &[(0, delay_ms * 8, &path)]);
+    let (out, infos, _) = run(EchoConfig::default(), &line.far, &line.near);
+    let talking: Vec<usize> = (0..infos.len())
+        .filter(|&f| dbfs(frame_power(&talker, f)) > -45.0)
+        .collect();
+    let end = (start + reply.len()) / FRAME_SAMPLES;
+    let flagged =
+        talking.iter().filter(|&&f| infos[f].double_talk).count() as f64 / talking.len() as f64;
+    DoubleTalk {
+        attenuation_db: talker_attenuation_db(&talker, &out, &talking),
+        suppression_during_db: echo_suppression_db(&line, &out, start / FRAME_SAMPLES..end),
+        erle_after_db: erle_db(&line, &out, end + 10..end + 60),
+        flagged,
+    }
+}
+
+#[test]
+fn double_talk_keeps_the_caller_and_the_filter() {
+    for case in [
+        (1, 6.0, 0, 8),
+        (2, 10.0, 40, 12),
+        (6, 20.0, 10, 8),
+        (4, 6.0, 120, 16),
+    ] {
+        for gain in [0.0, -10.0] {
+            let dt = double_talk(case, gain);
+            let label = format!("{case:?} caller {gain} dB");
+            assert!(
+                dt.attenuation_db.abs() <= 1.0,
+                "{label}: caller attenuated {:.2} dB",
+                dt.attenuation_db
             );
-            if now != last {
-                events.push((f, now));
-                last = now;
-            }
+            assert!(
+                dt.suppression_during_db >= 15.0,
+                "{label}: echo suppression {:.1} dB",
+                dt.suppression_during_db
+            );
+            assert!(
+                dt.erle_after_db >= 20.0,
+                "{label}: ERLE after {:.1} dB",
+                dt.erle_after_db
+            );
+            assert!(
+                dt.flagged >= 0.5,
+                "{label}: double talk flagged in {:.0} %",
+                dt.flagged * 100.0
+            );
         }
-        println!("events {:?}", &events[..events.len().min(12)]);
-        if std::env::var("FRAMES").is_ok() {
-            for f in 60..120 {
-                let hf = |x: &[i16]| -> f64 {
-                    let r = &x[f * 160..f * 160 + 160];
-                    r.windows(2)
-                        .map(|w| {
-                            let d = f64::from(w[1]) - f64::from(w[0]);
-                            d * d
-                        })
-                        .sum::<f64>()
-                        / 160.0
-                };
-                println!(
-                    "frame {f}: echo {:.1} dBFS near {:.1} out {:.1} erle {:.1} | hf near {:.1} hf out {:.1}",
-                    dbfs(frame_power(&line.echo, f)),
-                    dbfs(frame_power(&line.near, f)),
-                    dbfs(frame_power(&out, f)),
-                    dbfs(frame_power(&line.near, f)) - dbfs(frame_power(&out, f)),
-                    dbfs(hf(&line.near)),
-                    dbfs(hf(&out)),
-                );
-            }
+    }
+}
+
+#[test]
+fn echo_alone_is_not_reported_as_double_talk() {
+    let path = echo_path(2, 12, 10.0);
+    let line = line(&far_speech(8), &[], &[(0, 320, &path)]);
+    let (_, infos, _) = run(EchoConfig::default(), &line.far, &line.near);
+    let later = &infos[2 * FRAMES_PER_SECOND..];
+    let active = later.iter().filter(|i| i.far_active).count();
+    let flagged = later.iter().filter(|i| i.double_talk).count();
+    assert!(active > 200);
+    assert!(
+        (flagged as f64) < 0.05 * active as f64,
+        "{flagged} of {active} far-active frames"
+    );
+}
+
+/// ERLE over the second from 1 s to 2 s after the echo path is switched mid-stream.
+fn erle_after_path_change(before: Case, after: Case) -> (f64, f64) {
+    let switch = 4 * SECOND;
+    let path1 = echo_path(before.0, before.3, before.1);
+    let path2 = echo_path(after.0, after.3, after.1);
+    let line = line(
+        &far_speech(8),
+        &[],
+        &[(0, before.2 * 8, &path1), (switch, after.2 * 8, &path2)],
+    );
+    let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
+    let sf = switch / FRAME_SAMPLES;
+    (
+        erle_db(&line, &out, sf - FRAMES_PER_SECOND..sf),
+        erle_db(
+            &line,
+            &out,
+            sf + FRAMES_PER_SECOND..sf + 2 * FRAMES_PER_SECOND,
+        ),
+    )
+}
+
+#[test]
+fn reconverges_within_one_second_after_an_echo_path_change() {
+    for (before, after) in [
+        ((1, 6.0, 0, 8), (11, 20.0, 0, 12)),
+        ((5, 10.0, 70, 16), (15, 20.0, 70, 12)),
+        ((6, 20.0, 10, 8), (16, 6.0, 10, 12)),
+        ((7, 10.0, 30, 12), (17, 10.0, 30, 16)),
+    ] {
+        let (erle_before, erle_after) = erle_after_path_change(before, after);
+        assert!(
+            erle_before >= 25.0,
+            "{before:?}: {erle_before:.1} dB before the change"
+        );
+        assert!(
+            erle_after >= 20.0,
+            "{before:?} → {after:?}: {erle_after:.1} dB 1–2 s after"
+        );
+    }
+}
+
+/// A path change that also moves the bulk delay needs the delay search first: slower.
+#[test]
+fn follows_a_bulk_delay_change() {
+    let switch = 4 * SECOND;
+    let path1 = echo_path(5, 16, 10.0);
+    let path2 = echo_path(25, 16, 10.0);
+    let line = line(
+        &far_speech(9),
+        &[],
+        &[(0, 70 * 8, &path1), (switch, 110 * 8, &path2)],
+    );
+    let (out, _, canceller) = run(EchoConfig::default(), &line.far, &line.near);
+    let sf = switch / FRAME_SAMPLES;
+    let erle = erle_db(
+        &line,
+        &out,
+        sf + 2 * FRAMES_PER_SECOND..sf + 4 * FRAMES_PER_SECOND,
+    );
+    assert!(erle >= 20.0, "ERLE {erle:.1} dB 2–4 s after the change");
+    let estimate = canceller.stats().bulk_delay_ms.expect("a delay");
+    assert!((estimate - 110.0).abs() <= 2.0, "delay {estimate}");
+}
+
+#[test]
+fn silence_passes_through_untouched() {
+    let zeros = vec![0i16; 2 * SECOND];
+    let (out, infos, canceller) = run(EchoConfig::default(), &zeros, &zeros);
+    assert!(out.iter().all(|&v| v == 0));
+    assert!(infos.iter().all(|i| !i.far_active && !i.double_talk));
+    let stats = canceller.stats();
+    assert!(!stats.converged && stats.resets == 0 && stats.bulk_delay_ms.is_none());
+}
+
+/// Nothing sent: whatever comes in is the caller and must come out bit-exact.
+#[test]
+fn near_end_alone_comes_out_unchanged() {
+    let reply = prompt("reply.wav");
+    let near = looped(&reply, 4 * SECOND);
+    let far = vec![0i16; near.len()];
+    let (out, infos, _) = run(EchoConfig::default(), &far, &near);
+    assert_eq!(out, near[..out.len()]);
+    assert!(infos.iter().all(|i| !i.double_talk));
+}
+
+/// Far end talking but no echo at all (a four-wire line), caller talking: the filter must
+/// not build an echo path out of nothing. With a caller independent of the far end nothing
+/// is removed; with the demo reply — the same synthetic voice and pitch as the prompt — the
+/// filter finds some short-term correlation to "cancel" (−17 dB of the caller's level), yet
+/// the caller's level is untouched.
+#[test]
+fn no_echo_path_does_not_invent_one() {
+    let far = far_speech(6);
+    let independent = syllabic_noise(far.len(), 3);
+    let same_voice = looped(&scaled(&prompt("reply.wav"), -10.0), far.len());
+    for (talker, min_snr) in [(independent, 25.0), (same_voice, 15.0)] {
+        let near: Vec<i16> = talker.iter().map(|&v| ulaw(f32::from(v))).collect();
+        let (out, _, _) = run(EchoConfig::default(), &far, &near);
+        let (mut distortion, mut power) = (0.0, 0.0);
+        for (o, n) in out.iter().zip(&near) {
+            distortion += (f64::from(*o) - f64::from(*n)).powi(2);
+            power += f64::from(*n).powi(2);
         }
-        let t1 = after_far_activity(&line.far, 1000);
-        let s = ec.stats();
-        let mut per_half = Vec::new();
-        for k in 0..10 {
-            let a = k * 25;
-            per_half.push(format!("{:.1}", erle_db(&line, &out, a..a + 25)));
-        }
-        println!(
-            "erl {erl} delay {delay_ms} t1 {t1}: erle next second {:.1} dB; halves {:?}; stats {:?}",
-            erle_db(&line, &out, t1..t1 + FRAMES_PER_SECOND),
-            per_half,
-            s
+        let snr = 10.0 * (power / distortion.max(1.0)).log10();
+        assert!(
+            snr >= min_snr,
+            "output differs from input by {snr:.1} dB SNR"
+        );
+        let frames: Vec<usize> = (0..out.len() / FRAME_SAMPLES).collect();
+        let attenuation = talker_attenuation_db(&talker, &out, &frames);
+        assert!(
+            attenuation.abs() <= 1.0,
+            "caller attenuated {attenuation:.2} dB"
         );
     }
 }
 
 #[test]
-fn explore_double_talk() {
-    let far_linear = prompt("prompt.wav");
-    let reply = prompt("reply.wav");
-    let far_rms = (far_linear
-        .iter()
-        .map(|&v| f64::from(v).powi(2))
-        .sum::<f64>()
-        / far_linear.len() as f64)
-        .sqrt();
-    let reply_rms =
-        (reply.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / reply.len() as f64).sqrt();
-    println!(
-        "far rms {:.1} dBFS reply rms {:.1} dBFS",
-        dbfs(far_rms * far_rms),
-        dbfs(reply_rms * reply_rms)
+fn garbage_inputs_saturate_and_the_canceller_recovers() {
+    let mut canceller = EchoCanceller::new(EchoConfig::default());
+    let square = |n: usize, period: usize| -> Vec<i16> {
+        (0..n)
+            .map(|i| {
+                if (i / period).is_multiple_of(2) {
+                    i16::MAX
+                } else {
+                    i16::MIN
+                }
+            })
+            .collect()
+    };
+    let mut rng = Rng::new(7);
+    let noise: Vec<i16> = (0..SECOND)
+        .map(|_| (rng.uniform() * 32767.0) as i16)
+        .collect();
+    let garbage: [(Vec<i16>, Vec<i16>); 5] = [
+        (square(SECOND, 4), square(SECOND, 4)),
+        (square(SECOND, 37), square(SECOND, 11)),
+        (vec![i16::MAX; SECOND], vec![i16::MIN; SECOND]),
+        (vec![i16::MIN; SECOND], square(SECOND, 1)),
+        (noise.clone(), noise.iter().rev().copied().collect()),
+    ];
+    for (far, near) in &garbage {
+        let (out, infos) = run_with(&mut canceller, far, near);
+        assert_eq!(out.len(), far.len());
+        for info in &infos {
+            assert!(info.erle_db.is_finite() && info.expected_echo_level_db.is_finite());
+            assert!(info.near_level_db.is_finite());
+        }
+        let stats = canceller.stats();
+        assert!(stats.erle_db.is_finite());
+        assert!(stats.erl_db.is_none_or(f32::is_finite));
+    }
+    // Afterwards, an ordinary call still gets its echo cancelled.
+    let path = echo_path(2, 12, 10.0);
+    let line = line(&far_speech(6), &[], &[(0, 320, &path)]);
+    let (out, _) = run_with(&mut canceller, &line.far, &line.near);
+    let erle = erle_db(&line, &out, 150..300);
+    assert!(erle >= 20.0, "ERLE {erle:.1} dB after the garbage");
+}
+
+#[test]
+fn bad_frame_lengths_pass_through_and_are_counted() {
+    let mut canceller = EchoCanceller::new(EchoConfig::default());
+    let near: Vec<i16> = (0..100).map(|i| i as i16 * 7).collect();
+    let mut out = vec![0i16; 100];
+    canceller.process(&[0; 100], &near, &mut out);
+    assert_eq!(
+        out, near,
+        "100 samples is not a whole number of 4 ms blocks"
     );
-    for (seed, erl, delay_ms, disp) in cases() {
-        for near_gain in [0.0f32, -10.0, -20.0] {
-            let h = echo_path(seed, disp, erl);
-            let len = 9 * SECOND;
-            let far_in = looped(&far_linear, len);
-            let start = 3 * SECOND;
-            let talker = placed(&scaled(&reply, near_gain), start, len);
-            let line = line(&far_in, &talker, &[(0, delay_ms * 8, &h)]);
-            let mut ec = EchoCanceller::new(EchoConfig::default());
-            let mut out = vec![0i16; line.far.len()];
-            let mut infos = Vec::new();
-            for f in 0..line.far.len() / 160 {
-                let r = f * 160..f * 160 + 160;
-                infos.push(ec.process(&line.far[r.clone()], &line.near[r.clone()], &mut out[r]));
-                if std::env::var("DTF").is_ok() && f >= 140 && f < 340 && near_gain == 0.0 {
-                    let res: f64 = (f * 160..f * 160 + 160).map(|i| (f64::from(out[i]) - f64::from(talker[i])).powi(2)).sum::<f64>() / 160.0;
-                    println!("f {f}: echo {:.1} talker {:.1} residual {:.1} counts {:?} dt {} erle {:.1}", dbfs(frame_power(&line.echo, f)), dbfs(frame_power(&talker, f)), dbfs(res), ec.dbg_counts, infos[f].double_talk, infos[f].erle_db);
-                    ec.dbg_counts = [0; 4];
-                }
-            }
-            // Near-active frames: talker above -45 dBFS.
-            let (mut so, mut ss, mut res, mut echo_e) = (0.0, 0.0, 0.0, 0.0);
-            let mut dt_frames = 0;
-            let mut active = 0;
-            for f in 0..out.len() / 160 {
-                if dbfs(frame_power(&talker, f)) < -45.0 {
-                    continue;
-                }
-                active += 1;
-                if infos[f].double_talk {
-                    dt_frames += 1;
-                }
-                for i in f * 160..f * 160 + 160 {
-                    let s = f64::from(talker[i]);
-                    let o = f64::from(out[i]);
-                    so += s * o;
-                    ss += s * s;
-                    res += (o - s) * (o - s);
-                    echo_e += f64::from(line.echo[i]).powi(2);
-                }
-            }
-            let gain = so / ss;
-            let end_frame = (start + reply.len()) / 160;
-            println!(
-                "erl {erl} delay {delay_ms} near {near_gain} dB: attenuation {:.2} dB, echo-to-residual during DT {:.1} dB, DT flagged {}/{} frames, ERLE before {:.1}, after DT {:.1}; {:?}",
-                -20.0 * gain.log10(),
-                10.0 * (echo_e / res).log10(),
-                dt_frames,
-                active,
-                erle_db(&line, &out, 100..150),
-                erle_db(&line, &out, end_frame + 10..end_frame + 60),
-                ec.stats()
-            );
-        }
-    }
+    let near = vec![1000i16; FRAME_SAMPLES];
+    let mut short_out = vec![0i16; 100];
+    canceller.process(&near, &near, &mut short_out);
+    assert_eq!(
+        short_out,
+        near[..100],
+        "output too short: pass-through of what fits"
+    );
+    canceller.process(&[], &[], &mut []);
+    let mut big = vec![0i16; 2 * MAX_FRAME_SAMPLES];
+    canceller.process(&big.clone(), &big.clone(), &mut big);
+    assert_eq!(canceller.stats().invalid_frames, 4);
+    assert_eq!(canceller.stats().frames, 0);
+
+    // A far frame shorter than the near frame is padded with silence and counted.
+    let mut out = vec![0i16; FRAME_SAMPLES];
+    canceller.process(&[5; 10], &near, &mut out);
+    let stats = canceller.stats();
+    assert_eq!((stats.frames, stats.far_length_mismatches), (1, 1));
+    assert_eq!(out, near, "nothing learnt yet, nothing removed");
+    // 10 ms frames (80 samples) are not accepted, 40 ms ones are.
+    let mut out = vec![0i16; 2 * FRAME_SAMPLES];
+    canceller.process(&[0; 320], &[3; 320], &mut out);
+    assert_eq!(canceller.stats().frames, 2);
 }
 
 #[test]
-fn explore_path_change() {
-    let far_linear = prompt("prompt.wav");
-    for (seed, erl, delay_ms, disp) in cases() {
-        for (seed2, erl2, delay2, disp2) in [(seed + 10, erl, delay_ms, disp), (seed + 20, 6.0, delay_ms, 12), (seed + 30, 20.0, delay_ms + 30, 16)] {
-            let h1 = echo_path(seed, disp, erl);
-            let h2 = echo_path(seed2, disp2, erl2);
-            let len = 10 * SECOND;
-            let far_in = looped(&far_linear, len);
-            let switch = 4 * SECOND;
-            let line = line(&far_in, &[], &[(0, delay_ms * 8, &h1), (switch, delay2 * 8, &h2)]);
-            let mut ec = EchoCanceller::new(EchoConfig::default());
-            let mut out = vec![0i16; line.far.len()];
-            let mut last = (0, None, false);
-            for f in 0..line.far.len() / 160 {
-                let r = f * 160..f * 160 + 160;
-                ec.process(&line.far[r.clone()], &line.near[r.clone()], &mut out[r]);
-                let st = ec.stats();
-                let now = (st.delay_changes, st.bulk_delay_ms.map(|d| d as i32), st.converged);
-                if std::env::var("PCDBG2").is_ok() && f > 190 && f < 300 && f % 5 == 0 {
-                    println!("  f {f} {} | {}", ec.debug_levels(), ec.debug_state().chars().take(140).collect::<String>());
-                }
-                if now != last && std::env::var("PCDBG").is_ok() && f > 190 {
-                    println!("  f {f} {now:?} S {}", ec.debug_state().split(' ').nth(1).unwrap_or(""));
-                    last = now;
-                }
-            }
-            let sf = switch / 160;
-            let halves: Vec<String> = (0..8).map(|k| format!("{:.1}", erle_db(&line, &out, sf + k * 12..sf + k * 12 + 12))).collect();
-            println!(
-                "erl {erl}->{erl2} delay {delay_ms}->{delay2}: before {:.1}, after-switch quarter-seconds {:?}, 1-2 s after {:.1}; {:?}",
-                erle_db(&line, &out, sf - 50..sf),
-                halves,
-                erle_db(&line, &out, sf + 50..sf + 100),
-                ec.stats()
-            );
-        }
-    }
+fn config_is_clamped() {
+    let canceller = EchoCanceller::new(EchoConfig {
+        max_bulk_delay_ms: 10_000,
+        tail_ms: 8,
+        far_active_dbfs: f32::NAN,
+        double_talk_hangover_ms: u32::MAX,
+    });
+    let cfg = canceller.config();
+    assert_eq!((cfg.max_bulk_delay_ms, cfg.tail_ms), (500, 64));
+    assert_eq!(cfg.far_active_dbfs, -50.0);
+    assert_eq!(cfg.double_talk_hangover_ms, 1000);
+    let canceller = EchoCanceller::new(EchoConfig {
+        tail_ms: 1000,
+        ..EchoConfig::default()
+    });
+    assert_eq!(canceller.config().tail_ms, 256);
+}
+
+/// A longer tail and a shorter delay range still work (other partition counts).
+#[test]
+fn other_configurations_cancel() {
+    let path = echo_path(2, 12, 10.0);
+    let line = line(&far_speech(5), &[], &[(0, 240, &path)]);
+    let cfg = EchoConfig {
+        max_bulk_delay_ms: 60,
+        tail_ms: 128,
+        ..EchoConfig::default()
+    };
+    let (out, _, canceller) = run(cfg, &line.far, &line.near);
+    let erle = erle_db(&line, &out, 100..250);
+    assert!(erle >= 25.0, "ERLE {erle:.1} dB");
+    let delay = canceller.stats().bulk_delay_ms.expect("delay");
+    assert!((delay - 30.0).abs() <= 2.0, "delay {delay}");
 }
 
 #[test]
-fn scoreboard() {
-    if std::env::var("SCORE").is_err() {
-        return;
+fn frame_info_reports_levels_and_expected_echo() {
+    let path = echo_path(2, 12, 10.0);
+    let line = line(&far_speech(6), &[], &[(0, 320, &path)]);
+    let (_, infos, canceller) = run(EchoConfig::default(), &line.far, &line.near);
+    let stats = canceller.stats();
+    let erl = stats.erl_db.expect("ERL measured");
+    assert!(
+        (erl - 10.0).abs() <= 3.0,
+        "ERL {erl:.1} dB for a 10 dB path"
+    );
+    // Expected echo level vs the echo actually received, over loud far-active frames.
+    let (mut error, mut count) = (0.0, 0);
+    for (f, info) in infos.iter().enumerate().skip(3 * FRAMES_PER_SECOND) {
+        let actual = dbfs(frame_power(&line.echo, f)) as f32;
+        let measured = dbfs(frame_power(&line.near, f)) as f32;
+        if measured > -90.0 {
+            assert!(
+                (info.near_level_db - measured).abs() < 0.1,
+                "{} vs {measured}",
+                info.near_level_db
+            );
+        }
+        if info.far_active && actual > -45.0 {
+            error += (info.expected_echo_level_db - actual).abs();
+            count += 1;
+        }
     }
-    let far_linear = prompt("prompt.wav");
+    assert!(count > 50);
+    assert!(
+        error / (count as f32) < 4.0,
+        "mean |expected − actual| {:.1} dB",
+        error / count as f32
+    );
+    assert_eq!(infos.last().map(|i| i.erle_db), Some(stats.erle_db));
+    assert!(infos[..10].iter().all(|i| i.erle_db.abs() < 30.0));
+}
+
+#[test]
+fn echo_gate_separates_echo_from_the_caller() {
+    let gate = EchoGate::default();
     let reply = prompt("reply.wav");
-    let cases = [(1u64, 6.0f32, 0usize, 8usize), (4, 6.0, 120, 16), (5, 10.0, 70, 16), (6, 20.0, 10, 8), (3, 20.0, 120, 16), (7, 10.0, 30, 12)];
-    let mut conv = Vec::new();
-    let mut dt = Vec::new();
-    let mut pc = Vec::new();
-    let mut pcd = Vec::new();
-    for &(seed, erl, delay_ms, disp) in &cases {
-        let h = echo_path(seed, disp, erl);
-        // convergence
-        let far_in = looped(&far_linear, 4 * SECOND);
-        let l = line(&far_in, &[], &[(0, delay_ms * 8, &h)]);
-        let (out, _, _) = run(EchoConfig::default(), &l.far, &l.near);
-        let t1 = after_far_activity(&l.far, 1000);
-        conv.push(erle_db(&l, &out, t1..t1 + FRAMES_PER_SECOND));
-        // double talk
-        for g in [0.0f32, -10.0, -20.0] {
-            let len = 9 * SECOND;
-            let far_in = looped(&far_linear, len);
-            let start = 3 * SECOND;
-            let talker = placed(&scaled(&reply, g), start, len);
-            let l = line(&far_in, &talker, &[(0, delay_ms * 8, &h)]);
-            let (out, _, _) = run(EchoConfig::default(), &l.far, &l.near);
-            let (mut res, mut echo_e) = (0.0, 0.0);
-            for f in start / 160..(start + reply.len()) / 160 {
-                for i in f * 160..f * 160 + 160 {
-                    res += (f64::from(out[i]) - f64::from(talker[i])).powi(2);
-                    echo_e += f64::from(l.echo[i]).powi(2);
-                }
-            }
-            let end = (start + reply.len()) / 160;
-            dt.push(format!("{:.0}/{:.0}", 10.0 * (echo_e / res).log10(), erle_db(&l, &out, end + 10..end + 60)));
+    let len = 9 * SECOND;
+    let talker = placed(&reply, 3 * SECOND, len);
+    let path = echo_path(2, 12, 10.0);
+    let line = line(&far_speech(9), &talker, &[(0, 320, &path)]);
+    let (_, infos, _) = run(EchoConfig::default(), &line.far, &line.near);
+    let (mut echo_frames, mut echo_within) = (0, 0);
+    let (mut talk_frames, mut talk_above) = (0, 0);
+    for (f, info) in infos.iter().enumerate().skip(FRAMES_PER_SECOND) {
+        let talking = dbfs(frame_power(&talker, f)) > -35.0;
+        let echoing = dbfs(frame_power(&line.echo, f)) > -50.0;
+        match gate.assess_frame(info) {
+            EchoGateVerdict::WithinExpectedEcho if echoing && !talking => echo_within += 1,
+            EchoGateVerdict::AboveExpectedEcho if talking => talk_above += 1,
+            _ => {}
         }
-        // path changes
-        for (k, (seed2, erl2, d2, disp2)) in [(seed + 10, if erl > 10.0 { 6.0 } else { 20.0 }, delay_ms, 12usize), (seed + 30, erl, (delay_ms + 40) % 150, disp)].into_iter().enumerate() {
-            let h2 = echo_path(seed2, disp2, erl2);
-            let far_in = looped(&far_linear, 8 * SECOND);
-            let switch = 4 * SECOND;
-            let l = line(&far_in, &[], &[(0, delay_ms * 8, &h), (switch, d2 * 8, &h2)]);
-            let (out, _, _) = run(EchoConfig::default(), &l.far, &l.near);
-            let sf = switch / 160;
-            let v = format!("{:.0}/{:.0}", erle_db(&l, &out, sf + 25..sf + 50), erle_db(&l, &out, sf + 50..sf + 100));
-            if k == 0 { pc.push(v) } else { pcd.push(v) }
+        echo_frames += usize::from(echoing && !talking && dbfs(frame_power(&talker, f)) < -90.0);
+        talk_frames += usize::from(talking && info.far_active);
+    }
+    assert!(
+        echo_within as f64 >= 0.9 * echo_frames as f64,
+        "{echo_within}/{echo_frames}"
+    );
+    assert!(
+        talk_above as f64 >= 0.7 * talk_frames as f64,
+        "{talk_above}/{talk_frames}"
+    );
+}
+
+/// The figures in the report come from here: `cargo test -p bargein-media --release --lib
+/// echo::tests::figures -- --ignored --nocapture`.
+/// The figures in the report come from here: `cargo test -p bargein-media --release --lib
+/// echo::tests::figures -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn convergence_survey() {
+    let mut all = Vec::new();
+    for seed in 20..44u64 {
+        let erl = [6.0, 10.0, 20.0][(seed % 3) as usize];
+        let delay = [0, 15, 30, 45, 60, 80, 100, 120][(seed % 8) as usize];
+        let disp = [8, 12, 16][((seed / 3) % 3) as usize];
+        let e = erle_after_one_second((seed, erl, delay, disp));
+        println!("survey {seed} erl {erl} delay {delay} disp {disp}: {e:.1}");
+        all.push(e);
+    }
+    all.sort_by(f64::total_cmp);
+    println!(
+        "survey min {:.1} median {:.1} max {:.1}",
+        all[0],
+        all[all.len() / 2],
+        all[all.len() - 1]
+    );
+}
+
+#[test]
+#[ignore]
+fn figures() {
+    for case in [
+        (1, 6.0, 0, 8),
+        (2, 10.0, 40, 12),
+        (6, 20.0, 10, 8),
+        (7, 10.0, 30, 12),
+        (5, 10.0, 70, 16),
+        (4, 6.0, 120, 16),
+        (3, 20.0, 120, 16),
+    ] {
+        println!(
+            "convergence {case:?}: ERLE {:.1} dB in the second after 1 s of speech",
+            erle_after_one_second(case)
+        );
+    }
+    for erl in [6.0, 10.0, 20.0] {
+        let path = echo_path(2, 12, erl);
+        let line = line(&far_speech(6), &[], &[(0, 320, &path)]);
+        let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
+        let (out_lin, _, _) = run(EchoConfig::default(), &line.far_linear, &line.near);
+        println!(
+            "steady state ERL {erl}: ERLE {:.1} dB (µ-law reference), {:.1} dB (linear reference)",
+            erle_db(&line, &out, 150..300),
+            erle_db(&line, &out_lin, 150..300)
+        );
+    }
+    for (before, after) in [
+        ((1, 6.0, 0, 8), (11, 20.0, 0, 12)),
+        ((5, 10.0, 70, 16), (15, 20.0, 70, 12)),
+        ((6, 20.0, 10, 8), (16, 6.0, 10, 12)),
+        ((7, 10.0, 30, 12), (17, 10.0, 30, 16)),
+        ((2, 10.0, 40, 12), (12, 10.0, 40, 12)),
+    ] {
+        let (erle_before, erle_after) = erle_after_path_change(before, after);
+        println!("path change {before:?} -> {after:?}: {erle_before:.1} dB before, {erle_after:.1} dB 1-2 s after");
+    }
+    for case in [
+        (1, 6.0, 0, 8),
+        (2, 10.0, 40, 12),
+        (6, 20.0, 10, 8),
+        (4, 6.0, 120, 16),
+    ] {
+        for gain in [0.0, -10.0, -20.0] {
+            let dt = double_talk(case, gain);
+            println!(
+                "double talk {case:?} caller {gain} dB: caller attenuation {:.2} dB, echo suppression during {:.1} dB, ERLE after {:.1} dB, flagged {:.0} %",
+                dt.attenuation_db, dt.suppression_during_db, dt.erle_after_db, dt.flagged * 100.0
+            );
         }
     }
-    println!("CONV {:?}", conv.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>());
-    println!("DT (echo/res during, ERLE after) {:?}", dt);
-    println!("PC same delay (0.5-1 s / 1-2 s) {:?}", pc);
-    println!("PC new delay (0.5-1 s / 1-2 s) {:?}", pcd);
 }

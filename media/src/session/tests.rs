@@ -349,13 +349,12 @@ fn dtmf_is_one_event_per_press() {
     let mut s = MediaSession::new(config(), t0).unwrap();
     let src: SocketAddr = "127.0.0.1:41234".parse().unwrap();
     let ts = 8000;
-    let mut seq = 1;
     for (i, end) in [false, false, false, true, true, true].iter().enumerate() {
+        let seq = i as u16 + 1;
         let flags = if *end { 0x80 } else { 0 } | 10;
         let dur = (160 * (i + 1)) as u16;
         let payload = [5, flags, (dur >> 8) as u8, dur as u8];
         s.on_rtp(t0, src, &rtp(seq, ts, 7, 101, i == 0, &payload));
-        seq += 1;
     }
     let digits: Vec<char> = std::iter::from_fn(|| s.poll_event())
         .filter_map(|e| match e {

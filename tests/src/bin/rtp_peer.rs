@@ -7,7 +7,15 @@
 //! ```text
 //! rtp_peer --bind 127.0.0.1:40000 --remote 127.0.0.1:20000 --duration 10
 //!          [--send caller.wav --send-at 3] [--pt 0|8] [--record rx.wav] [--report r.json]
+//!          [--echo-erl-db 12 --echo-delay-ms 40 --echo-dispersion-ms 12 --echo-seed 7]
+//!          [--record-tx tx.wav] [--call-id ID] [--args-file more.args]
 //! ```
+//!
+//! Closed-loop echo (`--echo-*`): what the peer receives, placed on its timeline by arrival
+//! time, goes through an echo path (bulk delay + decaying FIR, `eval::echo::EchoPath`) and is
+//! added to what it sends — the frame sent at tick k carries the 20 ms "captured" just before
+//! it, so the echo is causal. `--args-file` reads more arguments (whitespace separated) from a
+//! file: SIPp starts every call's peer with the same command, the file makes them per call.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -17,8 +25,11 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use bargein_e2e::analysis::wav_voiced_intervals;
+use std::sync::Mutex;
+
 use bargein_e2e::audio::{read_wav, write_wav, SAMPLE_RATE};
-use bargein_e2e::report::{RxLog, RxPacket, TxSummary};
+use bargein_e2e::eval::echo::{EchoParams, EchoPath};
+use bargein_e2e::report::{EchoReport, RxLog, RxPacket, TxSummary};
 use bargein_e2e::rtp::{
     decode_g711, encode_g711, parse_packet, silence_byte, write_packet, RtpHeader, PT_PCMA,
     PT_PCMU, SAMPLES_PER_FRAME,
@@ -26,7 +37,11 @@ use bargein_e2e::rtp::{
 use bargein_e2e::{analysis, rxstamp};
 
 const USAGE: &str = "usage: rtp_peer --bind IP:PORT --remote IP:PORT --duration SECONDS \
-[--send WAV --send-at SECONDS] [--pt 0|8] [--record WAV] [--report JSON]";
+[--send WAV --send-at SECONDS] [--pt 0|8] [--record WAV] [--report JSON] \
+[--echo-erl-db DB [--echo-delay-ms MS] [--echo-dispersion-ms MS] [--echo-seed N]] \
+[--record-tx WAV] [--call-id ID] [--args-file FILE]";
+/// Echo defaults when only `--echo-erl-db` is given.
+const DEFAULT_ECHO_DISPERSION_MS: f64 = 12.0;
 const FRAME: Duration = Duration::from_millis(20);
 
 #[derive(Debug)]
@@ -39,6 +54,35 @@ struct Args {
     payload_type: u8,
     record: Option<PathBuf>,
     report: Option<PathBuf>,
+    /// What was sent (caller WAV + echo), placed at send time.
+    record_tx: Option<PathBuf>,
+    echo: Option<EchoParams>,
+    call_id: Option<String>,
+}
+
+/// Replaces every `--args-file FILE` by the whitespace-separated arguments in FILE (one level:
+/// a file naming another `--args-file` is an error).
+fn expand_args_files(argv: Vec<String>) -> Result<Vec<String>, String> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut it = argv.into_iter();
+    while let Some(arg) = it.next() {
+        if arg != "--args-file" {
+            out.push(arg);
+            continue;
+        }
+        let path = it
+            .next()
+            .ok_or_else(|| format!("--args-file needs a value\n{USAGE}"))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("--args-file {path}: {e}"))?;
+        for token in text.split_whitespace() {
+            if token == "--args-file" {
+                return Err(format!("--args-file {path}: nested --args-file"));
+            }
+            out.push(token.to_string());
+        }
+    }
+    Ok(out)
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -52,7 +96,12 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         payload_type: PT_PCMU,
         record: None,
         report: None,
+        record_tx: None,
+        echo: None,
+        call_id: None,
     };
+    let (mut echo_erl, mut echo_delay, mut echo_dispersion, mut echo_seed) =
+        (None, None, None, None);
     while let Some(flag) = argv.next() {
         let mut value = || {
             argv.next()
@@ -73,6 +122,18 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--record" => args.record = Some(PathBuf::from(value()?)),
             "--report" => args.report = Some(PathBuf::from(value()?)),
+            "--record-tx" => args.record_tx = Some(PathBuf::from(value()?)),
+            "--call-id" => args.call_id = Some(value()?),
+            "--echo-erl-db" => echo_erl = Some(parse_number(&flag, &value()?)?),
+            "--echo-delay-ms" => echo_delay = Some(parse_number(&flag, &value()?)?),
+            "--echo-dispersion-ms" => echo_dispersion = Some(parse_number(&flag, &value()?)?),
+            "--echo-seed" => {
+                let v = value()?;
+                echo_seed = Some(
+                    v.parse::<u64>()
+                        .map_err(|e| format!("--echo-seed {v:?}: {e}"))?,
+                );
+            }
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -80,7 +141,30 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     args.bind = bind.ok_or_else(|| format!("--bind is required\n{USAGE}"))?;
     args.remote = remote.ok_or_else(|| format!("--remote is required\n{USAGE}"))?;
     args.duration = duration.ok_or_else(|| format!("--duration is required\n{USAGE}"))?;
+    match echo_erl {
+        Some(erl_db) => {
+            let params = EchoParams {
+                delay_ms: echo_delay.unwrap_or(0.0),
+                erl_db,
+                dispersion_ms: echo_dispersion.unwrap_or(DEFAULT_ECHO_DISPERSION_MS),
+                seed: echo_seed.unwrap_or(0),
+            };
+            EchoPath::new(params)?; // validate now, with the values in the message
+            args.echo = Some(params);
+        }
+        None if echo_delay.is_some() || echo_dispersion.is_some() || echo_seed.is_some() => {
+            return Err(format!("--echo-* options need --echo-erl-db\n{USAGE}"));
+        }
+        None => {}
+    }
     Ok(args)
+}
+
+fn parse_number(flag: &str, s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("{flag} needs a number, got {s:?}"))
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
@@ -96,9 +180,76 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The closed echo loop on the sending side: the path, the shared far-end timeline (what was
+/// received, by arrival time) and what was applied.
+struct EchoLoop {
+    path: EchoPath,
+    far: Arc<Mutex<Vec<i16>>>,
+    echo: Vec<f64>,
+    far_energy: f64,
+    echo_energy: f64,
+    samples: u64,
+}
+
+impl EchoLoop {
+    /// Renders the echo of timeline samples `start..start + 160` into `self.echo`.
+    fn render(&mut self, start: usize) {
+        let far = self.far.lock().unwrap_or_else(|e| e.into_inner());
+        self.path.render(&far, start, &mut self.echo);
+        let delay = self.path.delay_samples();
+        for (i, e) in self.echo.iter().enumerate() {
+            let far_sample = (start + i)
+                .checked_sub(delay)
+                .and_then(|p| far.get(p))
+                .copied()
+                .unwrap_or(0);
+            self.far_energy += f64::from(far_sample) * f64::from(far_sample);
+            self.echo_energy += e * e;
+        }
+        self.samples += self.echo.len() as u64;
+    }
+
+    fn report(&self) -> EchoReport {
+        let p = self.path.params();
+        EchoReport {
+            delay_ms: p.delay_ms,
+            erl_db: p.erl_db,
+            dispersion_ms: p.dispersion_ms,
+            seed: p.seed,
+            taps: self.path.taps().len(),
+            measured_erl_db: (self.far_energy > 0.0 && self.echo_energy > 0.0)
+                .then(|| 10.0 * (self.far_energy / self.echo_energy).log10()),
+            echo_rms: if self.samples == 0 {
+                0.0
+            } else {
+                (self.echo_energy / self.samples as f64).sqrt()
+            },
+        }
+    }
+}
+
+/// What the sender hands back when the call is over.
+struct SendResult {
+    summary: TxSummary,
+    echo: Option<EchoLoop>,
+    /// What was sent, frame k at sample 160·k (only with `--record-tx`).
+    sent: Vec<i16>,
+}
+
 /// Sends for the whole duration; returns what the report needs to know about it.
-fn send_loop(socket: &UdpSocket, args: &Args, speech: &[i16], start: Instant) -> TxSummary {
+fn send_loop(
+    socket: &UdpSocket,
+    args: &Args,
+    speech: &[i16],
+    start: Instant,
+    mut echo: Option<EchoLoop>,
+) -> SendResult {
     let mut summary = TxSummary::default();
+    let mut sent = match args.record_tx {
+        Some(_) => vec![0i16; (args.duration.as_secs_f64() * f64::from(SAMPLE_RATE)) as usize],
+        None => Vec::new(),
+    };
+    let mut mixed: Vec<i16> = Vec::with_capacity(SAMPLES_PER_FRAME);
     let ssrc = std::process::id().rotate_left(16)
         ^ SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -132,17 +283,34 @@ fn send_loop(socket: &UdpSocket, args: &Args, speech: &[i16], start: Instant) ->
         } else {
             None
         };
-        let body: &[u8] = match frame {
-            Some(samples) => {
-                if summary.speech_onset_ms.is_none() {
-                    marker = true; // start of a talkspurt (RFC 3551 §4.1)
-                    summary.speech_onset_ms = Some(ms(start.elapsed()));
+        if frame.is_some() && summary.speech_onset_ms.is_none() {
+            marker = true; // start of a talkspurt (RFC 3551 §4.1)
+            summary.speech_onset_ms = Some(ms(start.elapsed()));
+        }
+        mixed.clear();
+        mixed.extend_from_slice(frame.unwrap_or(&[]));
+        if let Some(echo) = echo.as_mut() {
+            mixed.resize(SAMPLES_PER_FRAME, 0);
+            // This packet carries the 20 ms captured before it was due: timeline samples
+            // [160·(tick−1), 160·tick). The first packet has nothing captured yet.
+            if let Some(prev) = (tick as usize).checked_sub(1) {
+                echo.render(prev * SAMPLES_PER_FRAME);
+                for (m, e) in mixed.iter_mut().zip(&echo.echo) {
+                    *m = (f64::from(*m) + e).round().clamp(-32768.0, 32767.0) as i16;
                 }
-                encode_g711(args.payload_type, samples, &mut payload);
-                payload.resize(SAMPLES_PER_FRAME, silence_byte(args.payload_type));
-                &payload
             }
-            None => &silence,
+        }
+        if let Some(slot) = sent.get_mut(tick as usize * SAMPLES_PER_FRAME..) {
+            for (dst, src) in slot.iter_mut().zip(&mixed) {
+                *dst = *src;
+            }
+        }
+        let body: &[u8] = if mixed.is_empty() {
+            &silence
+        } else {
+            encode_g711(args.payload_type, &mixed, &mut payload);
+            payload.resize(SAMPLES_PER_FRAME, silence_byte(args.payload_type));
+            &payload
         };
         let header = RtpHeader {
             marker,
@@ -160,7 +328,11 @@ fn send_loop(socket: &UdpSocket, args: &Args, speech: &[i16], start: Instant) ->
         timestamp = timestamp.wrapping_add(SAMPLES_PER_FRAME as u32);
         tick += 1;
     }
-    summary
+    SendResult {
+        summary,
+        echo,
+        sent,
+    }
 }
 
 /// Receives until the duration is over; fills `log` and the recording.
@@ -170,7 +342,7 @@ fn receive_loop(
     start: Instant,
     start_wall: SystemTime,
     log: &mut RxLog,
-    recording: &mut [i16],
+    recording: &Mutex<Vec<i16>>,
 ) {
     let mut buf = vec![0u8; 2048];
     let mut pcm = Vec::with_capacity(SAMPLES_PER_FRAME * 2);
@@ -191,6 +363,7 @@ fn receive_loop(
         };
         let rms = if decode_g711(header.payload_type, payload, &mut pcm) {
             let at = (arrival.as_secs_f64() * f64::from(SAMPLE_RATE)) as usize;
+            let mut recording = recording.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(slot) = recording.get_mut(at..) {
                 for (dst, src) in slot.iter_mut().zip(&pcm) {
                     *dst = *src;
@@ -234,15 +407,35 @@ fn run(args: Args) -> Result<(), String> {
     let speech = Arc::new(speech);
     let tx_args = Arc::clone(&args);
     let tx_speech = Arc::clone(&speech);
+    // What was received, by arrival time: the recording, and the echo loop's far-end signal.
+    let recording = Arc::new(Mutex::new(vec![
+        0i16;
+        (args.duration.as_secs_f64() * f64::from(SAMPLE_RATE))
+            as usize
+    ]));
+    let echo = match args.echo {
+        Some(params) => Some(EchoLoop {
+            path: EchoPath::new(params)?,
+            far: Arc::clone(&recording),
+            echo: vec![0.0; SAMPLES_PER_FRAME],
+            far_energy: 0.0,
+            echo_energy: 0.0,
+            samples: 0,
+        }),
+        None => None,
+    };
     let tx = thread::Builder::new()
         .name("rtp-send".into())
-        .spawn(move || send_loop(&sender, &tx_args, &tx_speech, start))
+        .spawn(move || send_loop(&sender, &tx_args, &tx_speech, start, echo))
         .map_err(|e| format!("spawn sender: {e}"))?;
 
     let mut log = RxLog::new();
-    let mut recording = vec![0i16; (args.duration.as_secs_f64() * f64::from(SAMPLE_RATE)) as usize];
-    receive_loop(&socket, &args, start, start_wall, &mut log, &mut recording);
-    let mut summary = tx
+    receive_loop(&socket, &args, start, start_wall, &mut log, &recording);
+    let SendResult {
+        mut summary,
+        echo,
+        sent,
+    } = tx
         .join()
         .map_err(|_| "sender thread panicked".to_string())?;
     summary.speech_voiced_end_ms = if summary.speech_onset_ms.is_some() {
@@ -251,14 +444,24 @@ fn run(args: Args) -> Result<(), String> {
         None
     };
 
-    let report = log.report(
+    let mut report = log.report(
         &args.bind.to_string(),
         &args.remote.to_string(),
         ms(args.duration),
         &summary,
     );
+    report.start_unix_ms = start_wall
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs_f64() * 1000.0);
+    report.call_id = args.call_id.clone();
+    report.echo = echo.as_ref().map(EchoLoop::report);
     if let Some(path) = &args.record {
+        let recording = recording.lock().unwrap_or_else(|e| e.into_inner());
         write_wav(path, &recording)?;
+    }
+    if let Some(path) = &args.record_tx {
+        write_wav(path, &sent)?;
     }
     let json =
         serde_json::to_string_pretty(&report).map_err(|e| format!("serialise report: {e}"))?;
@@ -297,7 +500,8 @@ fn close_inherited_fds() {
 
 fn main() -> ExitCode {
     close_inherited_fds();
-    match parse_args(std::env::args().skip(1)).and_then(run) {
+    let argv = expand_args_files(std::env::args().skip(1).collect());
+    match argv.and_then(|a| parse_args(a.into_iter())).and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rtp_peer: {e}");
@@ -341,6 +545,111 @@ mod tests {
         assert_eq!(a.payload_type, PT_PCMA);
         assert_eq!(a.send.as_deref(), Some(std::path::Path::new("x.wav")));
         assert!(a.record.is_some() && a.report.is_some());
+    }
+
+    #[test]
+    fn echo_options() {
+        let base = [
+            "--bind",
+            "127.0.0.1:4000",
+            "--remote",
+            "127.0.0.1:5000",
+            "--duration",
+            "1",
+        ];
+        let with = |extra: &[&str]| {
+            let mut v: Vec<&str> = base.to_vec();
+            v.extend_from_slice(extra);
+            parse(&v)
+        };
+        assert_eq!(with(&[]).unwrap().echo, None);
+        let a = with(&[
+            "--echo-erl-db",
+            "12.5",
+            "--echo-delay-ms",
+            "40",
+            "--echo-dispersion-ms",
+            "9",
+            "--echo-seed",
+            "77",
+            "--call-id",
+            "3-99@127.0.0.1",
+            "--record-tx",
+            "tx.wav",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.echo,
+            Some(EchoParams {
+                delay_ms: 40.0,
+                erl_db: 12.5,
+                dispersion_ms: 9.0,
+                seed: 77
+            })
+        );
+        assert_eq!(a.call_id.as_deref(), Some("3-99@127.0.0.1"));
+        assert!(a.record_tx.is_some());
+        let d = with(&["--echo-erl-db", "6"]).unwrap().echo.unwrap();
+        assert_eq!(
+            (d.delay_ms, d.dispersion_ms, d.seed),
+            (0.0, DEFAULT_ECHO_DISPERSION_MS, 0)
+        );
+        assert!(with(&["--echo-delay-ms", "40"])
+            .unwrap_err()
+            .contains("need --echo-erl-db"));
+        assert!(with(&["--echo-erl-db", "x"])
+            .unwrap_err()
+            .contains("needs a number"));
+        assert!(with(&["--echo-erl-db", "inf"]).is_err());
+        assert!(with(&["--echo-erl-db", "10", "--echo-delay-ms", "900"])
+            .unwrap_err()
+            .contains("delay 900"));
+        assert!(with(&["--echo-erl-db", "10", "--echo-seed", "-1"])
+            .unwrap_err()
+            .contains("--echo-seed"));
+    }
+
+    #[test]
+    fn args_files_are_spliced_in_place() {
+        let dir = std::env::temp_dir().join(format!("rtp-peer-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("call_1.args");
+        std::fs::write(&file, "--send x.wav\n  --send-at 0\t--echo-erl-db 9\n").unwrap();
+        let argv: Vec<String> = [
+            "--bind",
+            "1.2.3.4:5",
+            "--args-file",
+            file.to_str().unwrap(),
+            "--pt",
+            "8",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let got = expand_args_files(argv).unwrap();
+        assert_eq!(
+            got,
+            [
+                "--bind",
+                "1.2.3.4:5",
+                "--send",
+                "x.wav",
+                "--send-at",
+                "0",
+                "--echo-erl-db",
+                "9",
+                "--pt",
+                "8"
+            ]
+        );
+        std::fs::write(&file, "--args-file other").unwrap();
+        let nested = vec!["--args-file".to_string(), file.display().to_string()];
+        assert!(expand_args_files(nested).unwrap_err().contains("nested"));
+        assert!(expand_args_files(vec!["--args-file".into()])
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(expand_args_files(vec!["--args-file".into(), "/nonexistent/x".into()]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
