@@ -17,7 +17,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::bot::demo::{DemoAudio, DemoBot};
-use crate::bot::{Bot, BotCommand, BotEvent, CallInfo, Truncation};
+use crate::bot::link::{self, BotLink, CallerAudio};
+use crate::bot::{BotCommand, BotEvent, CallInfo, Truncation};
 use crate::config::Config;
 use crate::ports::{PortPool, RtpSockets};
 use crate::signalling::{CallSignal, SipCommand};
@@ -212,12 +213,16 @@ async fn run_media(
         send(ctx, SipCommand::Hangup { call }).await;
         return Err("VAD pool overloaded".into());
     };
-    let mut bot: Box<dyn Bot> = Box::new(DemoBot::new(
+    let mut bot: BotLink = link::spawn_local(Box::new(DemoBot::new(
         ctx.audio.clone(),
         ctx.cfg.bot.demo.hangup_after_reply,
-    ));
+    )));
     let mut commands = Vec::new();
-    bot.on_event(&BotEvent::CallStarted(info), &mut commands);
+    let mut bot_gone = false;
+    if bot.send_event(BotEvent::CallStarted(info)).is_err() {
+        warn!("bot did not take the call start");
+    }
+    let mut caller_samples: u64 = 0;
     let max_duration = match ctx.cfg.calls.max_duration_s {
         0 => None,
         s => Some(now + Duration::from_secs(s)),
@@ -233,7 +238,8 @@ async fn run_media(
             biased;
             signal = signals.recv() => match signal {
                 Some(CallSignal::Ended { reason }) => {
-                    bot.on_event(&BotEvent::CallEnded, &mut commands);
+                    let _ = bot.send_event(BotEvent::CallEnded { reason: reason.clone() });
+                    info!(audio_dropped = bot.audio_dropped(), "bot link stats");
                     log_media_stats(&session, send_errors);
                     return Ok(reason);
                 }
@@ -257,8 +263,21 @@ async fn run_media(
                         }
                     }
                     vad.push_frame(tick.agent_audio, tick.caller_audio, tick.caller_samples_before);
+                    bot.send_audio(CallerAudio {
+                        at_sample: caller_samples,
+                        samples: std::sync::Arc::from(tick.caller_audio),
+                    });
+                    caller_samples += tick.caller_audio.len() as u64;
                 }
             }
+            cmd = bot.recv_command(), if !bot_gone => match cmd {
+                Some(cmd) => commands.push(cmd),
+                None => {
+                    bot_gone = true;
+                    warn!("bot link closed mid-call: hanging up");
+                    commands.push(BotCommand::Hangup);
+                }
+            },
             r = sockets.rtp.recv_from(&mut rtp_buf) => {
                 if let Ok((len, source)) = r {
                     if let Some(data) = rtp_buf.get(..len) {
@@ -288,7 +307,13 @@ async fn run_media(
         while let Some(ev) = session.poll_event() {
             log_media_event(&ev);
             if let Some(bot_event) = to_bot_event(ev) {
-                bot.on_event(&bot_event, &mut commands);
+                if let Err(e) = bot.send_event(bot_event) {
+                    if !bot_gone {
+                        bot_gone = true;
+                        warn!(error = ?e, "bot not taking events: hanging up");
+                        commands.push(BotCommand::Hangup);
+                    }
+                }
             }
         }
     }
@@ -324,6 +349,17 @@ async fn apply_commands(
                 };
                 if let Err(e) = session.play(chunk) {
                     warn!(error = ?e, "bot audio rejected");
+                }
+            }
+            BotCommand::Mark { playback_id, name } => {
+                let chunk = media::playout::Chunk {
+                    playback_id: playback_id.clone(),
+                    mark: Some(name.clone()),
+                    interruptible: true,
+                    samples: Vec::new(),
+                };
+                if let Err(e) = session.play(chunk) {
+                    warn!(error = ?e, "bot mark rejected");
                 }
             }
             BotCommand::Clear => session.clear(),
@@ -396,8 +432,10 @@ fn to_bot_event(ev: MediaEvent) -> Option<BotEvent> {
         MediaEvent::PlaybackFinished { playback_id, .. } => {
             BotEvent::PlaybackFinished { playback_id }
         }
+        MediaEvent::MarkReached { playback_id, mark } => {
+            BotEvent::MarkReached { playback_id, mark }
+        }
         MediaEvent::PlaybackStarted { .. }
-        | MediaEvent::MarkReached { .. }
         | MediaEvent::Cleared { .. }
         | MediaEvent::SpeechDuringNonInterruptible { .. }
         | MediaEvent::FalseBargeIn { .. }

@@ -94,6 +94,7 @@ mod tests {
                 BotCommand::Play { playback_id, .. } => format!("play:{playback_id}"),
                 BotCommand::Clear => "clear".into(),
                 BotCommand::Hangup => "hangup".into(),
+                BotCommand::Mark { name, .. } => format!("mark:{name}"),
                 BotCommand::ConfirmBargeIn => "confirm".into(),
                 BotCommand::RejectBargeIn => "reject".into(),
             })

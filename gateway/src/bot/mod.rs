@@ -3,6 +3,7 @@
 //! default so the gateway is useful without any external backend.
 
 pub mod demo;
+pub mod link;
 
 /// What a bot learns about the call.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,10 +25,12 @@ pub enum BotEvent {
     BargeInDecisionRequested,
     /// A chunk finished playing in full.
     PlaybackFinished { playback_id: String },
+    /// Playout passed a mark (queued with `BotCommand::Mark`).
+    MarkReached { playback_id: String, mark: String },
     /// A DTMF key press (RFC 4733).
     Dtmf { digit: char },
-    /// The call is over; no command is applied after this.
-    CallEnded,
+    /// The call is over (`reason`: who hung up and why); no command is applied after this.
+    CallEnded { reason: String },
 }
 
 /// Who called whom, as signalled (kept verbatim for the bot).
@@ -60,6 +63,10 @@ pub enum BotCommand {
         samples: std::sync::Arc<[i16]>,
         interruptible: bool,
     },
+    /// Queue a named mark after the audio queued so far; reported with `MarkReached` when
+    /// playout reaches it. Sent by network bots (Twilio `mark`, gRPC `Mark`).
+    #[allow(dead_code)]
+    Mark { playback_id: String, name: String },
     /// Drop queued interruptible audio now.
     Clear,
     /// bot_decides mode: the pending barge-in is real (truncate) …
