@@ -48,7 +48,15 @@ pub struct ChunkContext {
     pub far_active: bool,
     /// Some frame of the chunk was no louder than the echo our audio should produce.
     pub echo_likely: bool,
+    /// Every frame of the chunk was within the expected echo while the canceller had not
+    /// yet converged (ERLE below [`UNCONVERGED_ERLE_DB`]): the VAD hears our own voice
+    /// almost unattenuated, so no probability from this chunk can tell the caller from echo.
+    pub echo_masked: bool,
 }
+
+/// Below this ERLE (dB) the canceller's output still carries most of the echo (the first
+/// words of a call, or after an echo-path change).
+pub const UNCONVERGED_ERLE_DB: f32 = 15.0;
 
 /// Per-frame details, for the replay tool's plot.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -68,6 +76,8 @@ pub struct CallerPipeline {
     chunk: [f32; CHUNK_SAMPLES],
     filled: usize,
     context: ChunkContext,
+    /// AND of the masked verdicts of the frames in the chunk being filled (None: no frame).
+    chunk_masked: Option<bool>,
 }
 
 impl CallerPipeline {
@@ -83,6 +93,7 @@ impl CallerPipeline {
             chunk: [0.0; CHUNK_SAMPLES],
             filled: 0,
             context: ChunkContext::default(),
+            chunk_masked: None,
         }
     }
 
@@ -112,12 +123,15 @@ impl CallerPipeline {
         let mut trace = FrameTrace::default();
         let near = near.get(..len).unwrap_or(&[]);
         let cancelled = &mut self.cancelled[..len];
+        let mut frame_masked = false;
         match self.echo.as_mut() {
             Some(echo) if far.len() == len => {
                 let info = echo.process(far, near, cancelled);
                 let verdict = self.gate.assess_frame(&info);
                 self.context.far_active |= info.far_active;
                 self.context.echo_likely |= verdict == EchoGateVerdict::WithinExpectedEcho;
+                frame_masked = verdict == EchoGateVerdict::WithinExpectedEcho
+                    && info.erle_db < UNCONVERGED_ERLE_DB;
                 trace.echo = Some(info);
                 trace.gate = Some(verdict);
             }
@@ -133,6 +147,7 @@ impl CallerPipeline {
             cleaned.copy_from_slice(cancelled);
         }
         trace.vad_input_level_db = level_db(cleaned);
+        self.chunk_masked = Some(self.chunk_masked.unwrap_or(true) && frame_masked);
         for (i, s) in cleaned.iter().enumerate() {
             if let Some(slot) = self.chunk.get_mut(self.filled) {
                 *slot = f32::from(*s) / 32768.0;
@@ -140,8 +155,11 @@ impl CallerPipeline {
             self.filled += 1;
             if self.filled == CHUNK_SAMPLES {
                 self.filled = 0;
+                self.context.echo_masked = self.chunk_masked == Some(true);
                 on_chunk(&self.chunk, i + 1, self.context);
                 self.context = ChunkContext::default();
+                // The rest of this frame starts the next chunk.
+                self.chunk_masked = (i + 1 < len).then_some(frame_masked);
             }
         }
         trace

@@ -11,6 +11,9 @@
 //!
 //! While the echo canceller says the caller side may be our own echo (`echo_likely`), a chunk
 //! counts as speech only at `echo_gate_threshold`: the agent must not stop for its own voice.
+//! While the canceller has not converged yet (`echo_masked`: the first words of a call), an
+//! echo-level chunk does not count as speech at all — Silero rightly hears speech in our own
+//! barely attenuated voice; only inbound audio louder than the expected echo gets through.
 //!
 //! # Driving it (what the session calls when)
 //! - [`BargeInPolicy::on_vad`] for every VAD chunk, in order, with the playout's state now
@@ -74,6 +77,9 @@ pub struct VadObservation {
     /// The caller-side level is within the echo expected from what we sent; the echo gate
     /// raises the bar when true.
     pub echo_likely: bool,
+    /// The chunk is within the expected echo and the canceller has not converged: with the
+    /// echo gate on, it never counts as caller speech.
+    pub echo_masked: bool,
 }
 
 /// What the playout's next frame carries.
@@ -313,7 +319,11 @@ impl BargeInPolicy {
         } else {
             self.cfg.threshold
         };
-        let class = classify(obs.probability, threshold);
+        let class = if self.cfg.echo_gate && obs.echo_masked {
+            classify(0.0, threshold)
+        } else {
+            classify(obs.probability, threshold)
+        };
         if class == ChunkClass::Speech {
             self.credit_checks(now, chunk_len);
         }

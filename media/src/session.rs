@@ -402,6 +402,7 @@ impl MediaSession {
             probability: result.probability,
             far_active: result.context.far_active,
             echo_likely: result.context.echo_likely,
+            echo_masked: result.context.echo_masked,
         };
         self.policy.on_vad(obs, PlayoutView::of(&self.playout));
         self.apply_policy();

@@ -250,6 +250,7 @@ impl DecisionEngine {
                     probability: chunk.probability,
                     far_active: chunk.context.far_active,
                     echo_likely: chunk.context.echo_likely,
+                    echo_masked: chunk.context.echo_masked,
                 };
                 let view = playout_view(policy, chunk.agent_interruptible);
                 policy.on_vad(observation, view);

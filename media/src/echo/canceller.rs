@@ -17,6 +17,7 @@
 //! path, restart from zero and search the delay with a short memory.
 
 use super::delay::DelayEstimator;
+use super::erl_bound::ErlBound;
 use super::filter::{BlockFilter, BLOCK};
 use super::{EchoConfig, EchoFrameInfo, EchoStats, FRAME_SAMPLES, MAX_FRAME_SAMPLES};
 
@@ -109,6 +110,8 @@ pub struct EchoCanceller {
     erl_echo: f32,
     erl_far: f32,
     erl_measured: bool,
+    /// Echo gain bound from raw levels, used until the filter measures the ERL.
+    erl_bound: ErlBound,
     frames_since_tap_scan: u32,
     frames: u64,
     invalid_frames: u64,
@@ -174,6 +177,7 @@ impl EchoCanceller {
             erl_echo: 0.0,
             erl_far: 0.0,
             erl_measured: false,
+            erl_bound: ErlBound::new(),
             frames_since_tap_scan: 0,
             frames: 0,
             invalid_frames: 0,
@@ -300,6 +304,11 @@ impl EchoCanceller {
         // Frames where the near end clearly talks say nothing about the echo.
         self.update_erle(far_active && !near_end_in_frame, near_power, out_power);
         self.check_worse_than_nothing(far_active, near_power, out_power);
+        if far_active {
+            let last = first_block + blocks - 1;
+            let (_, whole_window_mean) = self.far_power_in_echo_window(last, blocks, false);
+            self.erl_bound.push(near_power, whole_window_mean);
+        }
         if far_active && !near_end_in_frame && self.converged {
             self.erl_echo = 0.9 * self.erl_echo + 0.1 * echo_energy / len as f32;
             self.erl_far = 0.9 * self.erl_far + 0.1 * window_mean;
@@ -601,7 +610,10 @@ impl EchoCanceller {
         if self.erl_measured && self.erl_far > 0.0 {
             (self.erl_echo / self.erl_far).clamp(1e-4, 1.0)
         } else {
-            DEFAULT_ERL_GAIN
+            // Never assume more echo than the line has shown it can carry.
+            self.erl_bound.gain().map_or(DEFAULT_ERL_GAIN, |bound| {
+                bound.clamp(1e-4, DEFAULT_ERL_GAIN)
+            })
         }
     }
 }

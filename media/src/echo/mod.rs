@@ -25,6 +25,7 @@
 
 mod canceller;
 mod delay;
+mod erl_bound;
 mod fft;
 mod filter;
 pub mod gate;

@@ -165,3 +165,72 @@ fn noise_suppression_quietens_steady_noise() {
     let mean = out.iter().sum::<f32>() / out.len() as f32;
     assert!(mean < -50.0, "noise at the VAD input: {mean:.1} dBFS");
 }
+
+/// Runs `frames` 20 ms frames of the prompt as far end with `near(f, far_frame)` as inbound
+/// and returns the context of every chunk with the index of the frame it ended in.
+fn contexts(
+    frames: usize,
+    mut near: impl FnMut(usize, &[i16]) -> Vec<i16>,
+) -> Vec<(usize, ChunkContext)> {
+    let far_all = prompt("prompt.wav");
+    let mut p = CallerPipeline::new(&PipelineConfig {
+        noise_suppression: false,
+        ..Default::default()
+    });
+    let mut out = Vec::new();
+    for f in 0..frames {
+        let far = &far_all[f * 160..f * 160 + 160];
+        let n = near(f, far);
+        p.process_frame(far, &n, |_, _, ctx| out.push((f, ctx)));
+    }
+    out
+}
+
+#[test]
+fn first_words_echo_is_masked_until_the_canceller_converges() {
+    let far_all = prompt("prompt.wav");
+    let echo = echo_of(&far_all);
+    let ctx = contexts(250, |f, _| echo[f * 160..f * 160 + 160].to_vec());
+    let masked = |range: std::ops::Range<usize>| {
+        ctx.iter()
+            .filter(|(f, c)| range.contains(f) && c.far_active && c.echo_masked)
+            .count()
+    };
+    let active = |range: std::ops::Range<usize>| {
+        ctx.iter()
+            .filter(|(f, c)| range.contains(f) && c.far_active)
+            .count()
+    };
+    // The first 300 ms: echo nearly unattenuated, masked wherever the prompt talks.
+    assert!(active(0..15) > 0);
+    assert!(masked(0..15) * 10 >= active(0..15) * 8, "{ctx:?}");
+    // Seconds later the canceller has converged: nothing is masked any more.
+    assert_eq!(masked(150..250), 0, "{ctx:?}");
+}
+
+#[test]
+fn on_an_echo_free_line_a_quiet_caller_is_not_taken_for_echo() {
+    // No echo at all; from 3 s the caller talks 12 dB below our prompt.
+    let caller = |f: usize, far: &[i16]| -> Vec<i16> {
+        if f >= 150 {
+            far.iter().rev().map(|s| s / 4).collect()
+        } else {
+            vec![0; 160]
+        }
+    };
+    let far_all = prompt("prompt.wav");
+    let audible: Vec<bool> = (0..250)
+        .map(|f| level_db(&caller(f, &far_all[f * 160..f * 160 + 160])) > -45.0)
+        .collect();
+    let ctx = contexts(250, caller);
+    let talking: Vec<&ChunkContext> = ctx
+        .iter()
+        .filter(|(f, _)| audible[*f])
+        .map(|(_, c)| c)
+        .collect();
+    let likely = talking.iter().filter(|c| c.echo_likely).count();
+    // Before the bound existed every one of these was "possible echo" (6 dB assumed ERL).
+    assert!(talking.len() > 30);
+    assert!(likely * 4 < talking.len(), "{likely} of {}", talking.len());
+    assert!(talking.iter().all(|c| !c.echo_masked || c.echo_likely));
+}

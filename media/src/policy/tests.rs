@@ -108,6 +108,16 @@ impl Sim {
     }
 
     fn feed_with(&mut self, ms: u32, probability: f32, echo: bool) -> Vec<(u64, PolicyAction)> {
+        self.feed_echo(ms, probability, echo, false)
+    }
+
+    fn feed_echo(
+        &mut self,
+        ms: u32,
+        probability: f32,
+        echo: bool,
+        masked: bool,
+    ) -> Vec<(u64, PolicyAction)> {
         assert_eq!(ms % CHUNK_MS, 0, "segments are whole chunks");
         let mut out = Vec::new();
         for _ in 0..ms / CHUNK_MS {
@@ -119,6 +129,7 @@ impl Sim {
                 probability,
                 far_active: self.playout.is_playing(),
                 echo_likely: echo,
+                echo_masked: masked,
             };
             let view = self.view();
             self.policy.on_vad(obs, view);
@@ -566,6 +577,30 @@ fn without_the_echo_gate_likely_echo_counts_as_speech() {
     assert_eq!(actions, [(384, Pause), (384, sim.tentative(320, 384))]);
 }
 
+#[test]
+fn echo_before_the_canceller_converges_never_barges_in() {
+    let mut sim = Sim::new(PolicyConfig::default());
+    sim.play(5000, true);
+    // Our own first words come back nearly unattenuated: Silero is sure it is speech.
+    assert!(sim.feed_echo(960, 0.99, true, true).is_empty());
+    assert_eq!(sim.policy.counters(), PolicyCounters::default());
+    // The caller, louder than the echo (not masked): paused two chunks after onset (960).
+    let actions = sim.feed_echo(64, 0.99, true, false);
+    assert_eq!(actions, [(1024, Pause), (1024, sim.tentative(960, 1024))]);
+}
+
+#[test]
+fn without_the_echo_gate_masked_chunks_count_as_speech() {
+    let mut sim = Sim::new(PolicyConfig {
+        echo_gate: false,
+        ..PolicyConfig::default()
+    });
+    sim.play(5000, true);
+    sim.feed(320, SILENCE);
+    let actions = sim.feed_echo(64, 0.99, true, true);
+    assert_eq!(actions, [(384, Pause), (384, sim.tentative(320, 384))]);
+}
+
 /// Caller speech 320..640 ms with no agent audio: SpeechStarted at 544.
 fn spoken_sim() -> Sim {
     let mut sim = Sim::new(PolicyConfig::default());
@@ -755,6 +790,7 @@ fn odd_inputs_do_not_panic() {
         probability,
         far_active: true,
         echo_likely: false,
+        echo_masked: false,
     };
     // A chunk reaching before the clock's origin, time running backwards, infinities.
     policy.on_vad(obs(now, u32::MAX, 0.9), playing);
