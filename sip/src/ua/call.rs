@@ -62,6 +62,15 @@ pub(super) struct Call {
     pub(super) session_deadline: Option<Instant>,
     /// `hangup()` came before the ACK of our 2xx; BYE goes out when it arrives (§15).
     pub(super) hangup_requested: bool,
+    /// Our REFER (RFC 3515): its transaction until the final response, then whether the
+    /// implicit subscription still expects a final NOTIFY.
+    pub(super) refer: Option<Refer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Refer {
+    Sent(TxKey),
+    Accepted,
 }
 
 impl Call {
@@ -114,6 +123,82 @@ impl UserAgent {
         let session = call.session;
         self.arm_session_timer(now, handle, session);
         Ok(())
+    }
+
+    pub(super) fn refer_call(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        target: &str,
+    ) -> Result<(), UaError> {
+        let call = self.calls.get(&handle).ok_or(UaError::UnknownCall)?;
+        if call.phase != Phase::Established || call.awaiting_ack.is_some() {
+            return Err(UaError::InvalidState("REFER needs a confirmed call"));
+        }
+        if call.refer.is_some() {
+            return Err(UaError::InvalidState("a REFER is already pending"));
+        }
+        if target.contains(['<', '>', '\r', '\n']) {
+            return Err(UaError::InvalidState("Refer-To target is not a bare URI"));
+        }
+        let contact = match self.contact_header(call.transport) {
+            Header::Contact(c) => c.to_string(),
+            _ => String::new(),
+        };
+        let extra = vec![
+            Header::Other("Refer-To".into(), format!("<{target}>")),
+            Header::Other("Referred-By".into(), contact),
+            self.contact_header(call.transport),
+        ];
+        let key = self.send_in_dialog(now, handle, Method::Refer, extra, None)?;
+        if let Some(call) = self.calls.get_mut(&handle) {
+            call.refer = Some(Refer::Sent(key));
+        }
+        Ok(())
+    }
+
+    /// A final response to our REFER (or its timeout, as 408).
+    pub(super) fn on_refer_response(&mut self, handle: CallHandle, key: &TxKey, status: u16) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.refer != Some(Refer::Sent(key.clone())) {
+            return;
+        }
+        call.refer = (200..300).contains(&status).then_some(Refer::Accepted);
+        self.events.push_back(UaEvent::TransferProgress {
+            call: handle,
+            status,
+            from_notify: false,
+        });
+    }
+
+    /// An in-dialog NOTIFY (already answered 200): a `refer` event's sipfrag reports the
+    /// transfer's progress. Others are ignored.
+    pub(super) fn on_notify(&mut self, handle: CallHandle, request: &Request) {
+        let event = headers::find(&request.headers, "Event").unwrap_or_default();
+        let is_refer = event
+            .split(';')
+            .next()
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("refer"));
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        // A NOTIFY may overtake the REFER's 202 (RFC 3515 §2.4.4): count it as accepted.
+        if !is_refer || call.refer.is_none() {
+            return;
+        }
+        let Some(status) = sipfrag_status(&request.body) else {
+            return;
+        };
+        let terminated = headers::find(&request.headers, "Subscription-State")
+            .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
+        call.refer = (status < 200 && !terminated).then_some(Refer::Accepted);
+        self.events.push_back(UaEvent::TransferProgress {
+            call: handle,
+            status,
+            from_notify: true,
+        });
     }
 
     pub(super) fn provisional(
@@ -334,6 +419,21 @@ impl UserAgent {
 }
 
 /// Whether a body's Content-Type is SDP (a missing Content-Type is tolerated as SDP).
+/// The status code of a message/sipfrag body's first line (`SIP/2.0 200 OK`).
+pub(super) fn sipfrag_status(body: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(body).ok()?;
+    let line = text.lines().next()?.trim();
+    let mut parts = line.split_whitespace();
+    if !parts.next()?.eq_ignore_ascii_case("SIP/2.0") {
+        return None;
+    }
+    parts
+        .next()?
+        .parse()
+        .ok()
+        .filter(|c| (100..700).contains(c))
+}
+
 pub(super) fn is_sdp_body(request: &Request) -> bool {
     request.body.is_empty()
         || headers::find(&request.headers, "Content-Type").is_none_or(|ct| {

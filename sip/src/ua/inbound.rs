@@ -307,6 +307,7 @@ impl UserAgent {
                 session,
                 session_deadline: None,
                 hangup_requested: false,
+                refer: None,
             },
         );
     }
@@ -358,6 +359,10 @@ impl UserAgent {
             Method::Options => {
                 let extra = self.capability_headers();
                 self.respond_open(now, ctx, &request, 200, None, extra);
+            }
+            Method::Notify => {
+                self.respond_open(now, ctx, &request, 200, None, Vec::new());
+                self.on_notify(handle, &request);
             }
             // PRACK (we never send reliable provisionals, but a dialog exists): 200.
             _ => self.respond_open(now, ctx, &request, 200, None, Vec::new()),
@@ -527,6 +532,10 @@ impl UserAgent {
         let Some(call) = self.calls.get(&handle) else {
             return;
         };
+        if call.refer == Some(super::call::Refer::Sent(key.clone())) {
+            let status = response.status_code.code();
+            return self.on_refer_response(handle, &key, status);
+        }
         if let Phase::Terminating { bye, notify } = &call.phase {
             if *bye == key {
                 let notify = *notify;
@@ -577,6 +586,9 @@ impl UserAgent {
         let Some(call) = self.calls.get(&handle) else {
             return;
         };
+        if call.refer == Some(super::call::Refer::Sent(key.clone())) {
+            return self.on_refer_response(handle, key, 408);
+        }
         if let Phase::Terminating { bye, notify } = &call.phase {
             if bye == key {
                 if *notify {

@@ -53,7 +53,7 @@ pub struct UaConfig {
 
 impl UaConfig {
     /// Methods this UA implements.
-    pub const SUPPORTED_METHODS: [Method; 8] = [
+    pub const SUPPORTED_METHODS: [Method; 9] = [
         Method::Invite,
         Method::Ack,
         Method::Cancel,
@@ -62,6 +62,8 @@ impl UaConfig {
         Method::Info,
         Method::Update,
         Method::PRack,
+        // In-dialog only: the progress reports of our REFER (RFC 3515).
+        Method::Notify,
     ];
 
     /// Defaults for everything but the advertised address.
@@ -206,6 +208,14 @@ pub enum UaEvent {
     CallEnded {
         call: CallHandle,
         reason: EndReason,
+    },
+    /// Progress of our `refer()`: the REFER's final response (`from_notify: false`; 202 =
+    /// accepted, ≥ 300 = refused, 408 = no answer), then the status line of each NOTIFY's
+    /// message/sipfrag body (`from_notify: true`; ≥ 200 is final). NOTIFYs are answered 200.
+    TransferProgress {
+        call: CallHandle,
+        status: u16,
+        from_notify: bool,
     },
 }
 
@@ -366,6 +376,12 @@ impl UserAgent {
         result: Result<String, (u16, String)>,
     ) -> Result<(), UaError> {
         self.respond_pending_offer(now, call, result)
+    }
+
+    /// Asks the peer to call `target` (a SIP URI, sent as Refer-To) with an in-dialog REFER
+    /// (RFC 3515). Progress comes back as [`UaEvent::TransferProgress`]. One at a time.
+    pub fn refer(&mut self, now: Instant, call: CallHandle, target: &str) -> Result<(), UaError> {
+        self.refer_call(now, call, target)
     }
 
     pub fn stats(&self) -> UaStats {

@@ -126,7 +126,7 @@ fn options_out_of_dialog_advertises_capabilities() {
     assert_eq!(ok.status(), Some((200, "OK".into())));
     assert_eq!(
         ok.header("Allow").as_deref(),
-        Some("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK")
+        Some("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, NOTIFY")
     );
     assert_eq!(ok.header("Accept").as_deref(), Some("application/sdp"));
     assert_eq!(ok.header("Supported").as_deref(), Some("timer"));

@@ -3,6 +3,7 @@
 mod calls;
 mod dialogs;
 mod errors;
+mod refer;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
