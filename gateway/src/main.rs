@@ -6,6 +6,9 @@ mod config;
 mod pacing;
 mod ports;
 mod replay;
+mod routing;
+mod routing_dest;
+mod routing_hook;
 mod signalling;
 
 use std::path::PathBuf;

@@ -16,6 +16,8 @@ use crate::bot::CallInfo;
 use crate::call::{self, CallContext};
 use crate::config::Config;
 use crate::ports::PortPool;
+use crate::routing::CallFacts;
+use crate::routing_dest::Routing;
 
 /// What a call task asks of the signalling task.
 #[derive(Debug)]
@@ -36,6 +38,11 @@ pub enum SipCommand {
         call: CallHandle,
         result: Result<String, (u16, String)>,
     },
+    /// Transfer the caller: in-dialog REFER with this Refer-To URI.
+    Refer {
+        call: CallHandle,
+        target: String,
+    },
     /// The call task has finished; forget its channel.
     Finished {
         call: CallHandle,
@@ -45,10 +52,21 @@ pub enum SipCommand {
 /// Dialog events for one call task.
 #[derive(Debug)]
 pub enum CallSignal {
-    Confirmed { answer: Option<String> },
+    Confirmed {
+        answer: Option<String>,
+    },
     Cancelled,
-    ReInvite { offer: Option<String> },
-    Ended { reason: String },
+    ReInvite {
+        offer: Option<String>,
+    },
+    /// Our REFER's final response (`from_notify` false) or a NOTIFY sipfrag status.
+    TransferProgress {
+        status: u16,
+        from_notify: bool,
+    },
+    Ended {
+        reason: String,
+    },
 }
 
 pub async fn run(
@@ -77,6 +95,7 @@ pub async fn run(
         advertised_ip: advertised,
         sip: cmd_tx,
     });
+    let routing = Arc::new(Routing::new(ctx)?);
     let mut calls: HashMap<CallHandle, mpsc::Sender<CallSignal>> = HashMap::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -111,7 +130,7 @@ pub async fn run(
             }
         }
         while let Some(ev) = ua.poll_event() {
-            dispatch(&mut ua, &ctx, &mut calls, ev);
+            dispatch(&mut ua, &routing, &mut calls, ev);
         }
     }
 }
@@ -127,6 +146,19 @@ fn apply_command(
         SipCommand::Reject { call, code, reason } => ua.reject(now, call, code, &reason),
         SipCommand::Hangup { call } => ua.hangup(now, call),
         SipCommand::RespondReinvite { call, result } => ua.respond_reinvite(now, call, result),
+        SipCommand::Refer { call, target } => {
+            let result = ua.refer(now, call, &target);
+            if result.is_err() {
+                // Tell the call, so a pending transfer does not wait forever.
+                if let Some(tx) = calls.get(&call) {
+                    let _ = tx.try_send(CallSignal::TransferProgress {
+                        status: 500,
+                        from_notify: false,
+                    });
+                }
+            }
+            result
+        }
         SipCommand::Finished { call } => {
             calls.remove(&call);
             Ok(())
@@ -139,7 +171,7 @@ fn apply_command(
 
 fn dispatch(
     ua: &mut UserAgent,
-    ctx: &Arc<CallContext>,
+    routing: &Arc<Routing>,
     calls: &mut HashMap<CallHandle, mpsc::Sender<CallSignal>>,
     ev: UaEvent,
 ) {
@@ -156,17 +188,23 @@ fn dispatch(
             ..
         } => {
             let now = Instant::now();
-            if calls.len() >= ctx.cfg.calls.max_concurrent {
+            if calls.len() >= routing.default.ctx.cfg.calls.max_concurrent {
                 warn!(%call_id, "at max_concurrent calls: 503");
                 let _ = ua.reject(now, call, 503, "Service Unavailable");
                 return;
             }
-            let (tx, rx) = mpsc::channel(16);
-            calls.insert(call, tx);
             let span = tracing::info_span!("call", call_id = %call_id);
             let info = CallInfo {
                 p_asserted_identity: headers.get("P-Asserted-Identity").map(str::to_owned),
                 diversion: headers.get_all("Diversion").map(str::to_owned).collect(),
+                headers: headers
+                    .iter()
+                    .filter(|(n, _)| {
+                        !n.eq_ignore_ascii_case("P-Asserted-Identity")
+                            && !n.eq_ignore_ascii_case("Diversion")
+                    })
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
                 call_id,
                 from,
                 to,
@@ -182,12 +220,65 @@ fn dispatch(
                 delayed_offer = offer.is_none(),
                 "incoming call"
             );
-            tokio::spawn(call::run(ctx.clone(), call, info, offer, rx).instrument(span));
+            let decision = routing.router.select(&CallFacts {
+                to_user: info.to_user.as_deref(),
+                source: source.ip(),
+                headers: &info.headers,
+            });
+            if routing.hook_url.is_empty() {
+                // Static routing is decided here, before anything is spawned or answered.
+                let dest = match routing.destination(&decision) {
+                    Ok(d) => d,
+                    Err((code, reason)) => {
+                        info!(parent: &span, code, "no route: call rejected");
+                        let _ = ua.reject(now, call, code, &reason);
+                        return;
+                    }
+                };
+                info!(parent: &span, route = dest.name, "call routed");
+                let (tx, rx) = mpsc::channel(16);
+                calls.insert(call, tx);
+                let run = call::run(dest.ctx, call, info, offer, rx, dest.bot);
+                tokio::spawn(run.instrument(span));
+            } else {
+                // The hook is asked from the call's own task: the signalling loop never waits
+                // for it (the caller already has 100 Trying; a CANCEL meanwhile is queued for
+                // the call task).
+                let (tx, rx) = mpsc::channel(16);
+                calls.insert(call, tx);
+                let routing = routing.clone();
+                let task = async move {
+                    match routing.ask_hook(&info, source, &decision).await {
+                        Ok(dest) => {
+                            info!(route = dest.name, "call routed");
+                            call::run(dest.ctx, call, info, offer, rx, dest.bot).await;
+                        }
+                        Err((code, reason)) => {
+                            info!(code, "call rejected by routing");
+                            let sip = &routing.default.ctx.sip;
+                            let _ = sip.send(SipCommand::Reject { call, code, reason }).await;
+                            let _ = sip.send(SipCommand::Finished { call }).await;
+                        }
+                    }
+                };
+                tokio::spawn(task.instrument(span));
+            }
             return;
         }
         UaEvent::CallConfirmed { call, answer } => (call, CallSignal::Confirmed { answer }),
         UaEvent::CallCancelled { call } => (call, CallSignal::Cancelled),
         UaEvent::ReInvite { call, offer } => (call, CallSignal::ReInvite { offer }),
+        UaEvent::TransferProgress {
+            call,
+            status,
+            from_notify,
+        } => (
+            call,
+            CallSignal::TransferProgress {
+                status,
+                from_notify,
+            },
+        ),
         UaEvent::CallEnded { call, reason } => (
             call,
             CallSignal::Ended {
