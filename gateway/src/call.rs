@@ -16,12 +16,16 @@ use sip::ua::CallHandle;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::bot::demo::{DemoAudio, DemoBot};
-use crate::bot::link::{self, BotLink, CallerAudio};
+use crate::bot::connect::{self, ConnectContext};
+use crate::bot::demo::DemoAudio;
+use crate::bot::link::{BotLink, CallerAudio};
 use crate::bot::{BotCommand, BotEvent, CallInfo, Truncation};
-use crate::config::Config;
+use crate::config::{BotConfig, Config};
 use crate::ports::{PortPool, RtpSockets};
 use crate::signalling::{CallSignal, SipCommand};
+
+mod bot_side;
+use bot_side::BotSide;
 
 /// Everything a call task shares with the others.
 pub struct CallContext {
@@ -46,14 +50,16 @@ impl VadSink for ChannelSink {
     }
 }
 
+/// Runs one call with `bot` (the global `[bot]`, or a route's).
 pub async fn run(
     ctx: Arc<CallContext>,
     call: CallHandle,
     info: CallInfo,
     offer: Option<String>,
     mut signals: mpsc::Receiver<CallSignal>,
+    bot: Arc<BotConfig>,
 ) {
-    let outcome = run_inner(&ctx, call, info, offer, &mut signals).await;
+    let outcome = run_inner(&ctx, call, info, offer, &mut signals, &bot).await;
     match outcome {
         Ok(reason) => info!(reason, "call ended"),
         Err(reason) => warn!(reason, "call failed"),
@@ -67,6 +73,7 @@ async fn run_inner(
     info: CallInfo,
     offer: Option<String>,
     signals: &mut mpsc::Receiver<CallSignal>,
+    bot_cfg: &BotConfig,
 ) -> Result<String, String> {
     let Some(sockets) = ctx.ports.bind(ctx.advertised_ip).await else {
         reject(ctx, call, 503, "No RTP port available").await;
@@ -82,30 +89,31 @@ async fn run_inner(
         session_version: 1,
     };
     // Offer in the INVITE → answer in the 200; no offer → our offer in the 200, answer in the ACK.
-    let early = match &offer {
+    let (body, early) = match &offer {
         Some(offer) => match sdp::answer_offer(offer, &local) {
-            Ok((answer, negotiated)) => {
-                send(ctx, SipCommand::Answer { call, sdp: answer }).await;
-                Some(negotiated)
-            }
+            Ok((answer, negotiated)) => (answer, Some(negotiated)),
             Err(e) => {
                 reject(ctx, call, 488, "Not Acceptable Here").await;
                 return Err(format!("offer rejected: {e}"));
             }
         },
-        None => {
-            let our_offer = sdp::create_offer(&local, sdp::Direction::SendRecv);
-            send(
-                ctx,
-                SipCommand::Answer {
-                    call,
-                    sdp: our_offer,
-                },
-            )
-            .await;
+        None => (sdp::create_offer(&local, sdp::Direction::SendRecv), None),
+    };
+    // The bot first: a call we cannot serve is refused before it is answered.
+    let bot = match connect_bot(ctx, &info, bot_cfg, signals).await {
+        Connecting::Connected(link) => Some(link),
+        Connecting::Failed(e) if bot_cfg.on_failure == "fallback" => {
+            warn!(error = %e, "bot unreachable: answering with the fallback prompt");
             None
         }
+        Connecting::Failed(e) => {
+            warn!(error = %e, "bot unreachable: 503");
+            reject(ctx, call, 503, "Service Unavailable").await;
+            return Err(format!("bot unreachable: {e}"));
+        }
+        Connecting::CallerGone(reason) => return Ok(reason),
     };
+    send(ctx, SipCommand::Answer { call, sdp: body }).await;
     // Wait for the ACK.
     let negotiated = loop {
         match signals.recv().await {
@@ -132,6 +140,8 @@ async fn run_inner(
                 )
                 .await;
             }
+            // No transfer can be under way before the ACK.
+            Some(CallSignal::TransferProgress { .. }) => {}
             None => return Err("signalling gone".into()),
         }
     };
@@ -141,7 +151,62 @@ async fn run_inner(
         rtp_port = sockets.port,
         "call confirmed"
     );
-    run_media(ctx, call, info, sockets, &mut local, negotiated, signals).await
+    let setup = MediaSetup {
+        info,
+        sockets,
+        negotiated,
+        bot,
+        bot_cfg,
+    };
+    run_media(ctx, call, setup, &mut local, signals).await
+}
+
+enum Connecting {
+    Connected(BotLink),
+    Failed(String),
+    /// CANCEL (or the dialog ended) while the bot was being reached.
+    CallerGone(String),
+}
+
+/// Reaches the bot while still watching the dialog: a caller who cancels does not wait for
+/// the bot's connect timeout.
+async fn connect_bot(
+    ctx: &CallContext,
+    info: &CallInfo,
+    bot_cfg: &BotConfig,
+    signals: &mut mpsc::Receiver<CallSignal>,
+) -> Connecting {
+    let connect_ctx = ConnectContext {
+        demo_audio: &ctx.audio,
+        bargein_mode: &ctx.cfg.bargein.mode,
+    };
+    let started = Instant::now();
+    let connecting = connect::connect(bot_cfg, info, &connect_ctx);
+    tokio::pin!(connecting);
+    loop {
+        tokio::select! {
+            result = &mut connecting => {
+                return match result {
+                    Ok(link) => {
+                        info!(
+                            kind = %bot_cfg.kind,
+                            connect_ms = started.elapsed().as_millis() as u64,
+                            "bot connected"
+                        );
+                        Connecting::Connected(link)
+                    }
+                    Err(e) => Connecting::Failed(e),
+                };
+            }
+            signal = signals.recv() => match signal {
+                Some(CallSignal::Cancelled) => return Connecting::CallerGone("cancelled".into()),
+                Some(CallSignal::Ended { reason }) => return Connecting::CallerGone(reason),
+                None => return Connecting::CallerGone("signalling gone".into()),
+                // Nothing else can happen before our 2xx.
+                Some(_) => {}
+            },
+        }
+    }
 }
 
 fn respond_reinvite(call: CallHandle, result: Result<String, (u16, String)>) -> SipCommand {
@@ -164,7 +229,7 @@ async fn reject(ctx: &CallContext, call: CallHandle, code: u16, reason: &str) {
     .await;
 }
 
-fn session_config(ctx: &CallContext, n: &NegotiatedMedia) -> SessionConfig {
+fn session_config(ctx: &CallContext, n: &NegotiatedMedia, bot_cfg: &BotConfig) -> SessionConfig {
     let cfg = &ctx.cfg;
     SessionConfig {
         codec: crate::config::media_codec(n.codec),
@@ -178,7 +243,7 @@ fn session_config(ctx: &CallContext, n: &NegotiatedMedia) -> SessionConfig {
         },
         // Validated at start: a failure here cannot happen, but is still not a panic.
         bargein: cfg.bargein_config().unwrap_or_default(),
-        max_queued_ms: 120_000,
+        max_queued_ms: bot_cfg.max_buffered_s.saturating_mul(1000),
         rtcp_interval: Duration::from_secs(cfg.media.rtcp_interval_s),
         cname: format!("bargein@{}", ctx.advertised_ip),
         ssrc: rand::random(),
@@ -187,17 +252,34 @@ fn session_config(ctx: &CallContext, n: &NegotiatedMedia) -> SessionConfig {
     }
 }
 
+/// What the media phase starts with.
+struct MediaSetup<'a> {
+    info: CallInfo,
+    sockets: RtpSockets,
+    negotiated: NegotiatedMedia,
+    /// None: the bot could not be reached (fallback policy).
+    bot: Option<BotLink>,
+    bot_cfg: &'a BotConfig,
+}
+
 async fn run_media(
     ctx: &CallContext,
     call: CallHandle,
-    info: CallInfo,
-    sockets: RtpSockets,
+    setup: MediaSetup<'_>,
     local: &mut LocalMedia,
-    negotiated: NegotiatedMedia,
     signals: &mut mpsc::Receiver<CallSignal>,
 ) -> Result<String, String> {
+    let MediaSetup {
+        info,
+        sockets,
+        negotiated,
+        bot,
+        bot_cfg,
+    } = setup;
     let now = Instant::now();
-    let mut session = match MediaSession::new(session_config(ctx, &negotiated), now) {
+    let session_cfg = session_config(ctx, &negotiated, bot_cfg);
+    let policy = session_cfg.bargein.clone();
+    let mut session = match MediaSession::new(session_cfg, now) {
         Ok(s) => s,
         Err(e) => {
             send(ctx, SipCommand::Hangup { call }).await;
@@ -213,15 +295,8 @@ async fn run_media(
         send(ctx, SipCommand::Hangup { call }).await;
         return Err("VAD pool overloaded".into());
     };
-    let mut bot: BotLink = link::spawn_local(Box::new(DemoBot::new(
-        ctx.audio.clone(),
-        ctx.cfg.bot.demo.hangup_after_reply,
-    )));
-    let mut commands = Vec::new();
-    let mut bot_gone = false;
-    if bot.send_event(BotEvent::CallStarted(info)).is_err() {
-        warn!("bot did not take the call start");
-    }
+    let mut bot = BotSide::new(bot_cfg, bot, policy);
+    bot.send_event(BotEvent::CallStarted(info));
     let mut caller_samples: u64 = 0;
     let max_duration = match ctx.cfg.calls.max_duration_s {
         0 => None,
@@ -229,17 +304,19 @@ async fn run_media(
     };
     let mut rtp_buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 1500];
-    let mut hung_up = false;
     let mut send_errors = 0u64;
+    let mut fallback_finished = false;
     loop {
-        apply_commands(ctx, call, &mut session, &mut commands, &mut hung_up).await;
+        bot.apply(ctx, call, &mut session, fallback_finished).await;
+        fallback_finished = false;
         let deadline = session.next_deadline();
+        let hung_up = bot.hung_up();
+        let connected = bot.connected();
         tokio::select! {
             biased;
             signal = signals.recv() => match signal {
                 Some(CallSignal::Ended { reason }) => {
-                    let _ = bot.send_event(BotEvent::CallEnded { reason: reason.clone() });
-                    info!(audio_dropped = bot.audio_dropped(), "bot link stats");
+                    bot.call_ended(&reason);
                     log_media_stats(&session, send_errors);
                     return Ok(reason);
                 }
@@ -248,6 +325,9 @@ async fn run_media(
                 Some(CallSignal::ReInvite { offer }) => {
                     let reply = reinvite(local, offer.as_deref(), &mut session);
                     send(ctx, respond_reinvite(call, reply)).await;
+                }
+                Some(CallSignal::TransferProgress { status, from_notify }) => {
+                    bot.on_transfer_progress(ctx, call, status, from_notify).await;
                 }
             },
             _ = tokio::time::sleep_until(deadline.into()) => {
@@ -270,13 +350,9 @@ async fn run_media(
                     caller_samples += tick.caller_audio.len() as u64;
                 }
             }
-            cmd = bot.recv_command(), if !bot_gone => match cmd {
-                Some(cmd) => commands.push(cmd),
-                None => {
-                    bot_gone = true;
-                    warn!("bot link closed mid-call: hanging up");
-                    commands.push(BotCommand::Hangup);
-                }
+            cmd = bot.recv(), if connected => match cmd {
+                Some(cmd) => bot.push(cmd),
+                None => bot.gone(),
             },
             r = sockets.rtp.recv_from(&mut rtp_buf) => {
                 if let Ok((len, source)) = r {
@@ -295,7 +371,7 @@ async fn run_media(
             Some(result) = vad_rx.recv() => session.on_vad(Instant::now(), result),
             _ = sleep_until_opt(max_duration), if !hung_up => {
                 info!("max_duration_s reached: hanging up");
-                commands.push(BotCommand::Hangup);
+                bot.push(BotCommand::Hangup);
             }
         }
         // RTCP goes to the RTP destination's port + 1 (no a=rtcp support needed for G.711 trunks).
@@ -306,14 +382,9 @@ async fn run_media(
         }
         while let Some(ev) = session.poll_event() {
             log_media_event(&ev);
+            fallback_finished |= bot.on_media_event(&ev);
             if let Some(bot_event) = to_bot_event(ev) {
-                if let Err(e) = bot.send_event(bot_event) {
-                    if !bot_gone {
-                        bot_gone = true;
-                        warn!(error = ?e, "bot not taking events: hanging up");
-                        commands.push(BotCommand::Hangup);
-                    }
-                }
+                bot.send_event(bot_event);
             }
         }
     }
@@ -323,60 +394,6 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Applies the bot's commands to the call. Returns after queuing a BYE if asked to hang up.
-async fn apply_commands(
-    ctx: &CallContext,
-    call: CallHandle,
-    session: &mut MediaSession,
-    commands: &mut Vec<BotCommand>,
-    hung_up: &mut bool,
-) {
-    for cmd in commands.drain(..) {
-        match &cmd {
-            BotCommand::Play {
-                playback_id,
-                samples,
-                interruptible,
-            } => {
-                let chunk = media::playout::Chunk {
-                    playback_id: playback_id.clone(),
-                    mark: None,
-                    interruptible: *interruptible,
-                    samples: samples.to_vec(),
-                };
-                if let Err(e) = session.play(chunk) {
-                    warn!(error = ?e, "bot audio rejected");
-                }
-            }
-            BotCommand::Mark { playback_id, name } => {
-                let chunk = media::playout::Chunk {
-                    playback_id: playback_id.clone(),
-                    mark: Some(name.clone()),
-                    interruptible: true,
-                    samples: Vec::new(),
-                };
-                if let Err(e) = session.play(chunk) {
-                    warn!(error = ?e, "bot mark rejected");
-                }
-            }
-            BotCommand::Clear => session.clear(),
-            BotCommand::ConfirmBargeIn | BotCommand::RejectBargeIn => {
-                let confirm = matches!(cmd, BotCommand::ConfirmBargeIn);
-                if !session.bot_decision(Instant::now(), confirm) {
-                    debug!(confirm, "bot decision with nothing pending (late): ignored");
-                }
-            }
-            BotCommand::Hangup => {
-                if !*hung_up {
-                    *hung_up = true;
-                    info!("gateway hangs up");
-                    send(ctx, SipCommand::Hangup { call }).await;
-                }
-            }
-        }
     }
 }
 
@@ -435,8 +452,17 @@ fn to_bot_event(ev: MediaEvent) -> Option<BotEvent> {
         MediaEvent::MarkReached { playback_id, mark } => {
             BotEvent::MarkReached { playback_id, mark }
         }
+        MediaEvent::Cleared { truncated } => BotEvent::Cleared {
+            truncated: truncated
+                .into_iter()
+                .map(|t| Truncation {
+                    playback_id: t.playback_id,
+                    played_ms: t.played_ms,
+                    total_ms: t.total_ms,
+                })
+                .collect(),
+        },
         MediaEvent::PlaybackStarted { .. }
-        | MediaEvent::Cleared { .. }
         | MediaEvent::SpeechDuringNonInterruptible { .. }
         | MediaEvent::FalseBargeIn { .. }
         | MediaEvent::PrematureCutoff { .. } => return None,

@@ -5,19 +5,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config: {0}")]
     Load(String),
     #[error("config key `{key}`: {problem}")]
-    Invalid { key: &'static str, problem: String },
+    Invalid { key: String, problem: String },
 }
 
-fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        key,
+        key: key.into(),
         problem: problem.into(),
     }
 }
@@ -32,6 +32,10 @@ pub struct Config {
     pub bot: BotConfig,
     pub calls: CallsConfig,
     pub log: LogConfig,
+    pub routing: crate::routing::RoutingConfig,
+    /// `[[routes]]`, tried in order (see `routing.rs`).
+    #[serde(default)]
+    pub routes: Vec<crate::routing::RouteConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -65,7 +69,7 @@ pub struct VadConfig {
     pub workers: usize,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BargeInSettings {
     pub mode: String,
@@ -82,14 +86,49 @@ pub struct BargeInSettings {
     pub barge_in_after_non_interruptible: bool,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BotConfig {
     pub kind: String,
+    /// Time to reach the bot and have it accept the call, before the INVITE is answered.
+    pub connect_timeout_ms: u64,
+    /// A bot that does not read what the gateway sends for this long counts as stalled.
+    pub stall_timeout_ms: u64,
+    /// Bound on the bot audio queued for playout; a Play beyond it is refused.
+    pub max_buffered_s: u32,
+    /// "reject" (503 at start; BYE mid-call) or "fallback" (prompt, then `fallback.then`).
+    pub on_failure: String,
+    pub fallback: FallbackConfig,
     pub demo: DemoBotConfig,
+    pub grpc: GrpcBotConfig,
+    pub twilio: crate::bot::twilio::TwilioBotConfig,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackConfig {
+    pub prompt: PathBuf,
+    /// "hangup" or "transfer" (SIP REFER to `transfer_target`).
+    pub then: String,
+    pub transfer_target: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcBotConfig {
+    /// `http://host:port` (plaintext HTTP/2) or `https://host:port` (TLS).
+    pub endpoint: String,
+    /// Caller audio sample rate sent to the bot: 8000 or 16000.
+    pub audio_rate: u32,
+    /// PEM file of the CA that signs the bot's certificate; empty = the system's roots.
+    pub tls_ca: String,
+    /// Request metadata sent with every call.
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// SIP headers of the INVITE copied into the request metadata (lower-cased name).
+    pub metadata_headers: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoBotConfig {
     pub prompt: PathBuf,
@@ -209,15 +248,10 @@ impl Config {
         self.bargein_config()?
             .validate()
             .map_err(|e| ConfigError::Invalid {
-                key: policy_key(e.field),
+                key: policy_key(e.field).into(),
                 problem: e.reason,
             })?;
-        if self.bot.kind != "demo" {
-            return Err(invalid(
-                "bot.kind",
-                format!("unknown bot kind `{}` (supported: demo)", self.bot.kind),
-            ));
-        }
+        self.bot.validate()?;
         for (key, path) in [
             ("bot.demo.prompt", &self.bot.demo.prompt),
             ("bot.demo.reply", &self.bot.demo.reply),
@@ -232,6 +266,8 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid("log.level", "not a valid tracing filter"));
         }
+        // Routes (regexes, CIDRs, each route's merged bot/bargein) and the hook.
+        crate::routing::Router::from_config(self)?;
         Ok(())
     }
 
@@ -294,6 +330,121 @@ impl Config {
             t2: Duration::from_millis(self.sip.t2_ms),
             t4: Duration::from_millis(self.sip.t4_ms),
         }
+    }
+}
+
+/// Bot kinds the gateway can connect to.
+pub const BOT_KINDS: &[&str] = &["demo", "grpc", "twilio"];
+
+impl BotConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !BOT_KINDS.contains(&self.kind.as_str()) {
+            return Err(invalid(
+                "bot.kind",
+                format!(
+                    "unknown bot kind `{}` (supported: {})",
+                    self.kind,
+                    BOT_KINDS.join(", ")
+                ),
+            ));
+        }
+        if !(100..=30_000).contains(&self.connect_timeout_ms) {
+            return Err(invalid("bot.connect_timeout_ms", "must be 100..=30000"));
+        }
+        if !(200..=60_000).contains(&self.stall_timeout_ms) {
+            return Err(invalid("bot.stall_timeout_ms", "must be 200..=60000"));
+        }
+        if !(1..=600).contains(&self.max_buffered_s) {
+            return Err(invalid("bot.max_buffered_s", "must be 1..=600"));
+        }
+        match self.on_failure.as_str() {
+            "reject" => {}
+            "fallback" => {
+                if !self.fallback.prompt.is_file() {
+                    return Err(invalid(
+                        "bot.fallback.prompt",
+                        format!("file {} not found", self.fallback.prompt.display()),
+                    ));
+                }
+                match self.fallback.then.as_str() {
+                    "hangup" => {}
+                    "transfer" => {
+                        if !self.fallback.transfer_target.starts_with("sip:")
+                            && !self.fallback.transfer_target.starts_with("sips:")
+                        {
+                            return Err(invalid(
+                                "bot.fallback.transfer_target",
+                                "must be a sip: or sips: URI when bot.fallback.then = \"transfer\"",
+                            ));
+                        }
+                    }
+                    other => {
+                        return Err(invalid(
+                            "bot.fallback.then",
+                            format!("unknown value `{other}` (hangup, transfer)"),
+                        ))
+                    }
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "bot.on_failure",
+                    format!("unknown value `{other}` (reject, fallback)"),
+                ))
+            }
+        }
+        if self.kind == "grpc" {
+            let g = &self.grpc;
+            let scheme_ok = g.endpoint.starts_with("http://") || g.endpoint.starts_with("https://");
+            if !scheme_ok || g.endpoint.parse::<tonic::transport::Uri>().is_err() {
+                return Err(invalid(
+                    "bot.grpc.endpoint",
+                    "must be an http:// or https:// URI (e.g. http://127.0.0.1:50051)",
+                ));
+            }
+            if !g.tls_ca.is_empty() && !Path::new(&g.tls_ca).is_file() {
+                return Err(invalid(
+                    "bot.grpc.tls_ca",
+                    format!("file {} not found", g.tls_ca),
+                ));
+            }
+        }
+        self.twilio.validate(self.kind == "twilio")?;
+        // Checked whatever the kind, so a bad value never waits for the kind to change.
+        if !matches!(self.grpc.audio_rate, 8000 | 16000) {
+            return Err(invalid("bot.grpc.audio_rate", "must be 8000 or 16000"));
+        }
+        for (name, value) in &self.grpc.metadata {
+            let name_ok = name
+                .parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>()
+                .is_ok()
+                && !name.ends_with("-bin");
+            if !name_ok
+                || value
+                    .parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>()
+                    .is_err()
+            {
+                return Err(invalid(
+                    "bot.grpc.metadata",
+                    format!(
+                        "`{name}`: names must be lower-case ASCII tokens, values printable ASCII"
+                    ),
+                ));
+            }
+        }
+        for name in &self.grpc.metadata_headers {
+            if name
+                .to_ascii_lowercase()
+                .parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>()
+                .is_err()
+            {
+                return Err(invalid(
+                    "bot.grpc.metadata_headers",
+                    format!("`{name}` is not a valid header name"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -97,6 +97,7 @@ mod tests {
                 BotCommand::Mark { name, .. } => format!("mark:{name}"),
                 BotCommand::ConfirmBargeIn => "confirm".into(),
                 BotCommand::RejectBargeIn => "reject".into(),
+                other => format!("{other:?}"),
             })
             .collect()
     }

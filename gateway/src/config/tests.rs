@@ -15,6 +15,7 @@ fn default_config() -> Config {
     let mut cfg: Config = raw.try_deserialize().unwrap();
     cfg.bot.demo.prompt = root.join(&cfg.bot.demo.prompt);
     cfg.bot.demo.reply = root.join(&cfg.bot.demo.reply);
+    cfg.bot.fallback.prompt = root.join(&cfg.bot.fallback.prompt);
     cfg
 }
 
