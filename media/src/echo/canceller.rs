@@ -34,6 +34,8 @@ const DISPERSION: usize = 16 * SAMPLES_PER_MS;
 const FULL_SCALE_POWER: f32 = 32768.0 * 32768.0;
 /// Below this mean power (−60 dBFS) the near end is treated as silent.
 const NEAR_FLOOR_POWER: f32 = FULL_SCALE_POWER * 1e-6;
+/// Per-frame rise of the inbound noise floor tracker (≈ +1.1 dB/s at 50 frames/s).
+const NOISE_FLOOR_RISE: f32 = 1.005;
 /// Level comparison for the near-end detector: an echo path loses at least 6 dB (G.168), so
 /// near-end power above the far-end power minus 3 dB cannot be echo alone.
 const NEAR_END_RATIO: f32 = 0.5;
@@ -112,6 +114,8 @@ pub struct EchoCanceller {
     erl_measured: bool,
     /// Echo gain bound from raw levels, used until the filter measures the ERL.
     erl_bound: ErlBound,
+    /// Inbound noise floor (power), see `track_noise_floor`.
+    noise_floor: f32,
     frames_since_tap_scan: u32,
     frames: u64,
     invalid_frames: u64,
@@ -178,6 +182,7 @@ impl EchoCanceller {
             erl_far: 0.0,
             erl_measured: false,
             erl_bound: ErlBound::new(),
+            noise_floor: 0.0,
             frames_since_tap_scan: 0,
             frames: 0,
             invalid_frames: 0,
@@ -285,9 +290,10 @@ impl EchoCanceller {
         let blocks = (len / BLOCK) as u64;
         let (window_max, window_mean) =
             self.far_power_in_echo_window(first_block + blocks - 1, blocks, true);
-        // With a delay estimate the echo window is narrow and its mean is the reference;
-        // without one, the loudest far block that could still echo (conservative).
-        let far_reference = if self.best_lag().is_some() {
+        // Once the filter has converged the delay is trusted, the echo window is narrow and
+        // its mean is the reference; before, the loudest far block that could still echo
+        // (a wrong early delay estimate must not make the echo gate expect too little).
+        let far_reference = if self.best_lag().is_some() && self.converged {
             window_mean
         } else {
             window_max
@@ -301,8 +307,16 @@ impl EchoCanceller {
         } else {
             self.near_end_recent = self.near_end_recent.saturating_sub(1);
         }
-        // Frames where the near end clearly talks say nothing about the echo.
-        self.update_erle(far_active && !near_end_in_frame, near_power, out_power);
+        // Frames where the near end clearly talks say nothing about the echo. Line noise is
+        // taken out of both sides: it passes the canceller untouched, and counted as echo it
+        // would cap the ERLE near the echo-to-noise ratio (a noisy line never "converges").
+        let floor = self.track_noise_floor(near_power);
+        let echo_in = near_power - floor;
+        self.update_erle(
+            far_active && !near_end_in_frame && echo_in > floor,
+            echo_in,
+            (out_power - floor).max(0.0),
+        );
         self.check_worse_than_nothing(far_active, near_power, out_power);
         if far_active {
             let last = first_block + blocks - 1;
@@ -539,6 +553,20 @@ impl EchoCanceller {
         let lag = self.window_start + onset;
         self.place_window(lag, true);
         self.filter_delay = Some(lag);
+    }
+
+    /// Minimum-statistics floor of the inbound power: falls at once, rises ≈ 1 dB/s, so it
+    /// follows steady noise and ignores speech and echo bursts.
+    fn track_noise_floor(&mut self, near_power: f32) -> f32 {
+        if !(near_power.is_finite() && near_power >= 0.0) {
+            return self.noise_floor;
+        }
+        if self.frames <= 1 || near_power < self.noise_floor {
+            self.noise_floor = near_power;
+        } else {
+            self.noise_floor *= NOISE_FLOOR_RISE;
+        }
+        self.noise_floor
     }
 
     fn update_erle(&mut self, measurable: bool, near_power: f32, out_power: f32) {

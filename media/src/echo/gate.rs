@@ -21,17 +21,26 @@ pub enum EchoGateVerdict {
     AboveExpectedEcho,
 }
 
+/// Frames (20 ms) the gate remembers the expected echo level: the VAD downstream has memory
+/// (Silero's recurrent state keeps its speech probability up for ≈ 100–200 ms after speech
+/// ends), so a chunk just after an echoed word — or in a short gap between words — still
+/// carries that word's verdict and must be judged against that word's echo level.
+pub const ECHO_MEMORY_FRAMES: usize = 10;
+
 /// Compares the inbound level with the echo level expected from the far end.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EchoGate {
     /// How far (dB) inbound audio may exceed the expected echo level and still count as
     /// possible echo. Covers estimation error of the echo return loss; 6 dB by default.
     pub margin_db: f32,
+    /// Expected echo levels (dBFS) of the last frames, NaN where the far end was silent.
+    recent_expected: [f32; ECHO_MEMORY_FRAMES],
+    next: usize,
 }
 
 impl Default for EchoGate {
     fn default() -> Self {
-        Self { margin_db: 6.0 }
+        Self::new(6.0)
     }
 }
 
@@ -43,6 +52,8 @@ impl EchoGate {
             } else {
                 6.0
             },
+            recent_expected: [f32::NAN; ECHO_MEMORY_FRAMES],
+            next: 0,
         }
     }
 
@@ -74,14 +85,29 @@ impl EchoGate {
         }
     }
 
-    /// The verdict for a frame processed by [`super::EchoCanceller::process`], using the
-    /// inbound level before cancellation.
-    pub fn assess_frame(&self, info: &EchoFrameInfo) -> EchoGateVerdict {
-        self.assess(
-            info.far_active,
-            info.expected_echo_level_db,
-            info.near_level_db,
-        )
+    /// The verdict for the next frame processed by [`super::EchoCanceller::process`], using
+    /// the inbound level before cancellation, against the loudest echo expected over the
+    /// last [`ECHO_MEMORY_FRAMES`] frames. Call once per frame, in order.
+    pub fn assess_frame(&mut self, info: &EchoFrameInfo) -> EchoGateVerdict {
+        let expected = if info.far_active {
+            info.expected_echo_level_db
+        } else {
+            f32::NAN
+        };
+        if let Some(slot) = self.recent_expected.get_mut(self.next) {
+            *slot = expected;
+        }
+        self.next = (self.next + 1) % ECHO_MEMORY_FRAMES;
+        let loudest = self
+            .recent_expected
+            .iter()
+            .copied()
+            .filter(|l| !l.is_nan())
+            .fold(f32::NEG_INFINITY, f32::max);
+        if loudest == f32::NEG_INFINITY {
+            return EchoGateVerdict::NoFarEnd;
+        }
+        self.assess(true, loudest, info.near_level_db)
     }
 }
 
@@ -128,8 +154,46 @@ mod tests {
     }
 
     #[test]
+    fn the_echo_of_a_word_is_remembered_for_the_vads_memory_span() {
+        let mut gate = EchoGate::default();
+        let word = EchoFrameInfo {
+            far_active: true,
+            expected_echo_level_db: -25.0,
+            near_level_db: -26.0,
+            double_talk: false,
+            erle_db: 0.0,
+        };
+        let gap = EchoFrameInfo {
+            far_active: false,
+            expected_echo_level_db: -100.0,
+            near_level_db: -30.0,
+            ..word
+        };
+        assert_eq!(
+            gate.assess_frame(&word),
+            EchoGateVerdict::WithinExpectedEcho
+        );
+        for _ in 1..ECHO_MEMORY_FRAMES {
+            assert_eq!(gate.assess_frame(&gap), EchoGateVerdict::WithinExpectedEcho);
+        }
+        // A caller well above the remembered echo is not echo, even inside the span.
+        let mut loud = EchoGate::default();
+        loud.assess_frame(&word);
+        let caller = EchoFrameInfo {
+            near_level_db: -12.0,
+            ..gap
+        };
+        assert_eq!(
+            loud.assess_frame(&caller),
+            EchoGateVerdict::AboveExpectedEcho
+        );
+        // After the span the far end is forgotten.
+        assert_eq!(gate.assess_frame(&gap), EchoGateVerdict::NoFarEnd);
+    }
+
+    #[test]
     fn assess_frame_uses_the_inbound_level_before_cancellation() {
-        let gate = EchoGate::default();
+        let mut gate = EchoGate::default();
         let info = EchoFrameInfo {
             far_active: true,
             expected_echo_level_db: -30.0,
@@ -142,6 +206,7 @@ mod tests {
             near_level_db: -33.0,
             ..info
         };
+        let mut gate = EchoGate::default();
         assert_eq!(
             gate.assess_frame(&quiet),
             EchoGateVerdict::WithinExpectedEcho

@@ -477,7 +477,7 @@ fn frame_info_reports_levels_and_expected_echo() {
 
 #[test]
 fn echo_gate_separates_echo_from_the_caller() {
-    let gate = EchoGate::default();
+    let mut gate = EchoGate::default();
     let reply = prompt("reply.wav");
     let len = 9 * SECOND;
     let talker = placed(&reply, 3 * SECOND, len);
@@ -501,8 +501,12 @@ fn echo_gate_separates_echo_from_the_caller() {
         echo_within as f64 >= 0.9 * echo_frames as f64,
         "{echo_within}/{echo_frames}"
     );
+    // The gate judges each frame against the loudest echo of the last 200 ms (the VAD's
+    // memory), so a caller talking over loud agent words is "above" a little less often
+    // (69 % here, 77 % when each frame was judged alone): the price of never treating the
+    // tail of our own word as the caller.
     assert!(
-        talk_above as f64 >= 0.7 * talk_frames as f64,
+        talk_above as f64 >= 0.65 * talk_frames as f64,
         "{talk_above}/{talk_frames}"
     );
 }
