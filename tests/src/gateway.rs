@@ -49,6 +49,31 @@ impl Gateway {
         bin: &std::path::Path,
         overrides: &[(&str, &str)],
     ) -> Result<Gateway, String> {
+        Gateway::try_start_with(
+            run,
+            bin,
+            std::path::Path::new("deploy/gateway.toml"),
+            overrides,
+        )
+    }
+
+    /// Like `start` with another config file (absolute, or relative to the repository root),
+    /// e.g. one with `[[routes]]`, which environment overrides cannot express.
+    pub fn start_with_config(
+        run: &TestRun,
+        config: &std::path::Path,
+        overrides: &[(&str, &str)],
+    ) -> Gateway {
+        Gateway::try_start_with(run, &gateway_bin(), config, overrides)
+            .unwrap_or_else(|e| panic!("gateway did not start: {e}"))
+    }
+
+    fn try_start_with(
+        run: &TestRun,
+        bin: &std::path::Path,
+        config: &std::path::Path,
+        overrides: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
         if !bin.is_file() {
             return Err(format!(
                 "{} not found: build it with `cargo build --release -p bargein-gateway` \
@@ -63,7 +88,8 @@ impl Gateway {
         let open = |p: &PathBuf| File::create(p).map_err(|e| format!("{}: {e}", p.display()));
         let mut cmd = Command::new(bin);
         cmd.current_dir(repo_root())
-            .args(["--config", "deploy/gateway.toml"])
+            .arg("--config")
+            .arg(config)
             .stdin(Stdio::null())
             .stdout(open(&stdout_path)?)
             .stderr(open(&stderr_path)?)

@@ -19,11 +19,13 @@ pub mod gateway;
 pub mod peer;
 pub mod ports;
 pub mod report;
+pub mod routing_hook;
 pub mod rtp;
 pub mod run;
 pub mod rxstamp;
 pub mod sipp;
 pub mod sipprobe;
+pub mod twilio_peer;
 
 pub use baresip::{Baresip, BaresipCall};
 pub use gateway::Gateway;
