@@ -235,7 +235,7 @@ fn dispatch(
                         return;
                     }
                 };
-                info!(parent: &span, route = dest.name, "call routed");
+                info!(parent: &span, route = %dest.name, "call routed");
                 let (tx, rx) = mpsc::channel(16);
                 calls.insert(call, tx);
                 let run = call::run(dest.ctx, call, info, offer, rx, dest.bot);
@@ -250,7 +250,7 @@ fn dispatch(
                 let task = async move {
                     match routing.ask_hook(&info, source, &decision).await {
                         Ok(dest) => {
-                            info!(route = dest.name, "call routed");
+                            info!(route = %dest.name, "call routed");
                             call::run(dest.ctx, call, info, offer, rx, dest.bot).await;
                         }
                         Err((code, reason)) => {
