@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 ./scripts/setup-runtime.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-# The end-to-end tests start target/release/bargein-gateway: build it first, then run all
-# tests in the same (release) profile so dependencies compile once.
-cargo build --release -p bargein-gateway
+# The end-to-end tests start target/release/bargein-gateway (and the example Twilio bot,
+# target/release/twilio-bot): build them first, then run all tests in the same (release)
+# profile so dependencies compile once.
+cargo build --release -p bargein-gateway -p twilio-bot
 cargo test --release --workspace -- --test-threads="${TEST_THREADS:-2}"
