@@ -37,7 +37,13 @@ pub struct Prompt {
 impl Prompt {
     fn message(&self) -> pb::BotMessage {
         let audio = self.samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-        play_message(&self.playback_id, audio, self.sample_rate, &self.text, &self.words)
+        play_message(
+            &self.playback_id,
+            audio,
+            self.sample_rate,
+            &self.text,
+            &self.words,
+        )
     }
 }
 
@@ -221,7 +227,8 @@ pub fn tone(freq: f64, ms: u32, rate: u32) -> Vec<i16> {
 pub struct GrpcBot {
     addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Behind a mutex so another thread can `kill()` the bot in the middle of a call.
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
 impl GrpcBot {
@@ -251,7 +258,7 @@ impl GrpcBot {
         GrpcBot {
             addr,
             shared,
-            runtime: Some(runtime),
+            runtime: Mutex::new(Some(runtime)),
         }
     }
 
@@ -261,8 +268,13 @@ impl GrpcBot {
     }
 
     /// Stops the server at once: every connection is dropped, like a crashed bot.
-    pub fn kill(&mut self) {
-        if let Some(rt) = self.runtime.take() {
+    pub fn kill(&self) {
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(rt) = runtime {
             rt.shutdown_background();
         }
     }
@@ -277,7 +289,11 @@ impl GrpcBot {
     }
 
     pub fn metadata(&self, n: usize) -> Vec<(String, String)> {
-        lock(&self.shared).metadata.get(n).cloned().unwrap_or_default()
+        lock(&self.shared)
+            .metadata
+            .get(n)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Waits until call `n` has received a message matching `pred` (or the timeout).

@@ -16,6 +16,7 @@ pub mod corpus;
 pub mod eval;
 pub mod flows;
 pub mod gateway;
+pub mod grpcbot;
 pub mod peer;
 pub mod ports;
 pub mod report;

@@ -42,7 +42,7 @@ pub fn decode_to_8k(
             if !matches!(rate, 8000 | 16000 | 24000) {
                 return Err(AudioError::Pcm16Rate(rate));
             }
-            if audio.len() % 2 != 0 {
+            if !audio.len().is_multiple_of(2) {
                 return Err(AudioError::OddLength(audio.len()));
             }
             let pcm: Vec<i16> = audio

@@ -95,10 +95,9 @@ fn split_proportional(text: &str, played_ms: u32, total_ms: u32) -> TextSplit {
     let heard_chars = chars * u64::from(played_ms) / u64::from(total_ms);
     // Words (with their punctuation) are delivered when their last character was heard.
     let mut end = 0usize;
-    let mut char_index = 0u64;
     let mut word_end_chars = 0u64;
     let mut in_word = false;
-    for (byte, c) in text.char_indices() {
+    for (char_index, (byte, c)) in (0u64..).zip(text.char_indices()) {
         if c.is_whitespace() {
             if in_word {
                 if word_end_chars <= heard_chars {
@@ -112,7 +111,6 @@ fn split_proportional(text: &str, played_ms: u32, total_ms: u32) -> TextSplit {
             in_word = true;
             word_end_chars = char_index + 1;
         }
-        char_index += 1;
     }
     if in_word && word_end_chars <= heard_chars {
         end = text.len();

@@ -1,0 +1,376 @@
+//! The gRPC bot API end to end: the real gateway, SIPp + the RTP peer as the caller, and a
+//! scriptable gRPC bot (`grpcbot.rs`) or the Python example bot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bargein_e2e::flows::{call_until_gateway_bye, call_with_peer, expect_success, summarize};
+use bargein_e2e::grpcbot::pb::gateway_message::Msg;
+use bargein_e2e::grpcbot::{self, GrpcBot, Misbehaviour, Prompt, Script};
+use bargein_e2e::{Gateway, Sipp, TestRun};
+
+/// The prompt's words: word i spans [i·1000, i·1000 + 800) ms of the 8 s prompt.
+const WORDS: [&str; 8] = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+];
+
+fn grpc_overrides<'a>(endpoint: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut v = vec![("bot.kind", "grpc"), ("bot.grpc.endpoint", endpoint)];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn tone_prompt(id: &str, freq: f64, ms: u32, rate: u32) -> Prompt {
+    Prompt {
+        playback_id: id.into(),
+        samples: grpcbot::tone(freq, ms, rate),
+        sample_rate: rate,
+        ..Default::default()
+    }
+}
+
+fn rms_pcm16(pcm: &[u8]) -> f64 {
+    let n = pcm.len() / 2;
+    let sum: f64 = pcm
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])).powi(2))
+        .sum();
+    (sum / n.max(1) as f64).sqrt()
+}
+
+/// Caller audio reaches the bot (16 kHz, speech visible in it), the bot's audio (16 kHz PCM)
+/// reaches the caller, the caller's barge-in arrives at the bot with the played time the
+/// caller actually received (± 60 ms) and the delivered/remaining text from the word
+/// timings, the bot's reply after the turn is heard, and CallEnded closes the stream.
+#[test]
+fn audio_both_ways_and_barge_in_reports_what_the_caller_heard() {
+    let run = TestRun::new("bot_grpc-both_ways_and_barge_in");
+    let speech = run.caller_speech();
+    let mut prompt = tone_prompt("prompt", 440.0, 8000, 16_000);
+    prompt.text = WORDS.join(" ");
+    prompt.words = (0..WORDS.len() as u32)
+        .map(|i| (WORDS[i as usize].to_string(), i * 1000, i * 1000 + 800))
+        .collect();
+    let bot = GrpcBot::start(Script {
+        prompt: Some(prompt),
+        reply: Some(tone_prompt("reply", 660.0, 1500, 8000)),
+        misbehaviour: Misbehaviour::None,
+    });
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(
+        &run,
+        &grpc_overrides(
+            &endpoint,
+            &[
+                ("bot.grpc.audio_rate", "16000"),
+                (
+                    "GW__BOT__GRPC__METADATA__AUTHORIZATION",
+                    "Bearer test-token",
+                ),
+            ],
+        ),
+    );
+    let peer_args = format!("--send {} --send-at 3", speech.display());
+    let (_sipp, r) = call_with_peer(&run, &gw, 9000, 9.5, &peer_args);
+    let why = summarize(&r);
+    assert!(
+        bot.wait_for(0, Duration::from_secs(3), |m| matches!(
+            m,
+            Msg::CallEnded(_)
+        )),
+        "no CallEnded at the bot: {why}"
+    );
+    let got = bot.received(0);
+
+    // Call start: first message, with the caller's identity and the audio format.
+    let Some(Msg::CallStarted(start)) = got.first().map(|r| &r.msg) else {
+        panic!("first message is not CallStarted: {:?}", got.first())
+    };
+    assert!(
+        !start.call_id.is_empty() && gw.log_tail(400).contains(&start.call_id),
+        "Call-ID {:?} is not the call's",
+        start.call_id
+    );
+    assert!(start.from.contains("sipp"), "From: {}", start.from);
+    let format = start.caller_audio_format.clone().unwrap_or_default();
+    assert_eq!(format.sample_rate, 16_000);
+    let md = bot.metadata(0);
+    assert!(
+        md.contains(&("authorization".into(), "Bearer test-token".into())),
+        "{md:?}"
+    );
+    assert!(md
+        .iter()
+        .any(|(k, v)| k == "x-bargein-call-id" && v == &start.call_id));
+
+    // Caller audio: 20 ms frames at 16 kHz all along, loud while the caller speaks.
+    let frames: Vec<_> = got
+        .iter()
+        .filter_map(|r| match &r.msg {
+            Msg::CallerAudio(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert!(frames.len() >= 400, "only {} caller frames", frames.len());
+    assert!(
+        frames.iter().all(|a| a.pcm.len() == 640),
+        "16 kHz 20 ms frames"
+    );
+    let loud = frames.iter().filter(|a| rms_pcm16(&a.pcm) > 500.0).count();
+    assert!(
+        loud >= 50,
+        "caller speech not visible to the bot ({loud} loud frames)"
+    );
+
+    // The caller heard the prompt until the barge-in.
+    let onset = r
+        .speech_onset_ms
+        .unwrap_or_else(|| panic!("no speech sent: {why}"));
+    let first_run = *r
+        .voiced_runs_ms
+        .first()
+        .unwrap_or_else(|| panic!("nothing heard: {why}"));
+    let heard_ms = first_run[1] - first_run[0];
+    assert!(
+        heard_ms >= 2500.0,
+        "prompt heard for {heard_ms:.0} ms only: {why}"
+    );
+    assert!(first_run[1] <= onset + 1000.0, "prompt not stopped: {why}");
+
+    let barge = got
+        .iter()
+        .find_map(|r| match &r.msg {
+            Msg::BargeIn(b) if !b.tentative => Some(b.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no confirmed BargeIn at the bot: {why}"));
+    let chunk = barge
+        .chunks
+        .iter()
+        .find(|c| c.playback_id == "prompt")
+        .unwrap_or_else(|| panic!("prompt not in the barge-in: {barge:?}"));
+    assert_eq!(chunk.total_ms, 8000);
+    let played = f64::from(chunk.played_ms);
+    assert!(
+        (played - heard_ms).abs() <= 60.0,
+        "bot told played_ms = {played}, the caller received {heard_ms:.0} ms: {why}"
+    );
+    let k = (0..WORDS.len() as u32)
+        .filter(|i| i * 1000 + 800 <= chunk.played_ms)
+        .count();
+    assert_eq!(chunk.delivered_text, WORDS[..k].join(" "), "{chunk:?}");
+    assert_eq!(chunk.remaining_text, WORDS[k..].join(" "), "{chunk:?}");
+    println!(
+        "played_ms {} vs heard {heard_ms:.0} ms; delivered {:?}",
+        chunk.played_ms, chunk.delivered_text
+    );
+
+    // The bot replied after the caller's turn; the caller heard it.
+    assert!(got.iter().any(|r| matches!(r.msg, Msg::TurnEnded(_))));
+    let end = r
+        .speech_end_ms
+        .unwrap_or_else(|| panic!("no speech end: {why}"));
+    assert!(
+        r.voiced_ms_between(end, 9000.0) >= 1000.0,
+        "reply not heard: {why}"
+    );
+    gw.assert_healthy();
+}
+
+/// Bot unreachable at call start with `on_failure = "reject"`: 503, so a proxy fails over.
+#[test]
+fn unreachable_bot_is_refused_with_503() {
+    let run = TestRun::new("bot_grpc-unreachable_503");
+    let endpoint = grpcbot::closed_endpoint();
+    let mut gw = Gateway::start(
+        &run,
+        &grpc_overrides(&endpoint, &[("bot.on_failure", "reject")]),
+    );
+    let sipp = Sipp::new(&run, "uac_expect_503.xml", gw.sip_addr())
+        .timeout(Duration::from_secs(15))
+        .run();
+    expect_success(&sipp, &gw);
+    assert!(
+        gw.log_tail(200).contains("bot unreachable"),
+        "{}",
+        gw.log_tail(40)
+    );
+    gw.assert_healthy();
+}
+
+/// Bot unreachable with `on_failure = "fallback"`: answered, the fallback prompt plays, BYE.
+#[test]
+fn unreachable_bot_with_fallback_plays_the_prompt_then_hangs_up() {
+    let run = TestRun::new("bot_grpc-unreachable_fallback");
+    let endpoint = grpcbot::closed_endpoint();
+    let mut gw = Gateway::start(
+        &run,
+        &grpc_overrides(
+            &endpoint,
+            &[
+                ("bot.on_failure", "fallback"),
+                ("bot.fallback.then", "hangup"),
+            ],
+        ),
+    );
+    // The fallback prompt lasts 4.9 s; the BYE must come after it and soon.
+    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 12.0, None);
+    let why = summarize(&r);
+    assert!(
+        r.voiced_ms_between(0.0, 6000.0) >= 2500.0,
+        "fallback prompt not heard: {why}"
+    );
+    let last = r.last_rx_ms.unwrap_or(0.0);
+    assert!(
+        (4000.0..=7500.0).contains(&last),
+        "BYE not right after the prompt: {why}"
+    );
+    gw.assert_healthy();
+}
+
+/// The bot process dies in the middle of the call: the caller hears the fallback prompt and
+/// the gateway hangs up (not a silent open call).
+#[test]
+fn bot_killed_mid_call_falls_back_to_the_prompt_and_hangs_up() {
+    let run = TestRun::new("bot_grpc-killed_mid_call");
+    let bot = Arc::new(GrpcBot::start(Script {
+        prompt: Some(tone_prompt("prompt", 440.0, 1000, 8000)),
+        ..Default::default()
+    }));
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(
+        &run,
+        &grpc_overrides(
+            &endpoint,
+            &[
+                ("bot.on_failure", "fallback"),
+                ("bot.fallback.then", "hangup"),
+            ],
+        ),
+    );
+    let killer = {
+        let bot = bot.clone();
+        std::thread::spawn(move || {
+            // 2.5 s into the call, after the bot's 1 s prompt has played.
+            let start = std::time::Instant::now();
+            while bot.calls() == 0 && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_millis(2500));
+            bot.kill();
+        })
+    };
+    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 14.0, None);
+    let _ = killer.join();
+    let why = summarize(&r);
+    assert!(
+        r.voiced_ms_between(0.0, 1500.0) >= 800.0,
+        "bot prompt not heard: {why}"
+    );
+    assert!(
+        r.voiced_ms_between(1500.0, 2300.0) <= 100.0,
+        "silence expected before the kill: {why}"
+    );
+    assert!(
+        r.voiced_ms_between(2300.0, 9000.0) >= 2500.0,
+        "fallback prompt not heard after the kill: {why}"
+    );
+    assert!(
+        gw.log_tail(300).contains("bot failed"),
+        "{}",
+        gw.log_tail(40)
+    );
+    gw.assert_healthy();
+}
+
+/// Malformed bot messages are answered with Error(MALFORMED), logged and counted; the call and
+/// the bot's valid audio go on.
+#[test]
+fn malformed_bot_messages_are_counted_and_the_call_goes_on() {
+    let run = TestRun::new("bot_grpc-garbage");
+    let bot = GrpcBot::start(Script {
+        prompt: Some(tone_prompt("prompt", 440.0, 2000, 8000)),
+        misbehaviour: Misbehaviour::Garbage,
+        ..Default::default()
+    });
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(&run, &grpc_overrides(&endpoint, &[]));
+    let (_sipp, r) = call_with_peer(&run, &gw, 4000, 4.5, "");
+    let why = summarize(&r);
+    assert!(bot.wait_for(0, Duration::from_secs(3), |m| matches!(
+        m,
+        Msg::CallEnded(_)
+    )));
+    let errors: Vec<_> = bot
+        .received(0)
+        .into_iter()
+        .filter_map(|r| match r.msg {
+            Msg::Error(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let malformed = bargein_e2e::grpcbot::pb::ErrorCode::Malformed as i32;
+    assert_eq!(errors.len(), grpcbot::GARBAGE_MESSAGES, "{errors:?}");
+    assert!(errors.iter().all(|e| e.code == malformed), "{errors:?}");
+    assert!(
+        r.voiced_ms_between(0.0, 3000.0) >= 1500.0,
+        "valid prompt not heard: {why}"
+    );
+    let log = gw.log_tail(400);
+    assert!(
+        log.contains("malformed bot message ignored"),
+        "{}",
+        gw.log_tail(40)
+    );
+    assert!(
+        log.contains(&format!("malformed={}", grpcbot::GARBAGE_MESSAGES)),
+        "{}",
+        gw.log_tail(40)
+    );
+    gw.assert_healthy();
+}
+
+/// A bot sending far more audio than `bot.max_buffered_s` at once: the excess chunks are
+/// refused with Error(BUFFER_FULL), the caller hears the buffered 3 s, the call goes on.
+#[test]
+fn flooding_bot_is_bounded_and_told() {
+    let run = TestRun::new("bot_grpc-flood");
+    let bot = GrpcBot::start(Script {
+        misbehaviour: Misbehaviour::Flood {
+            chunks: 10,
+            chunk_ms: 1000,
+        },
+        ..Default::default()
+    });
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(
+        &run,
+        &grpc_overrides(&endpoint, &[("bot.max_buffered_s", "3")]),
+    );
+    let (_sipp, r) = call_with_peer(&run, &gw, 5000, 5.5, "");
+    let why = summarize(&r);
+    assert!(bot.wait_for(0, Duration::from_secs(3), |m| matches!(
+        m,
+        Msg::CallEnded(_)
+    )));
+    let full = bargein_e2e::grpcbot::pb::ErrorCode::BufferFull as i32;
+    let refused: Vec<String> = bot
+        .received(0)
+        .into_iter()
+        .filter_map(|r| match r.msg {
+            Msg::Error(e) if e.code == full => Some(e.playback_id),
+            _ => None,
+        })
+        .collect();
+    assert!(refused.len() >= 6, "refused: {refused:?}");
+    assert!(
+        !refused.contains(&"flood-0".to_string()),
+        "first chunk must play: {refused:?}"
+    );
+    let heard = r.voiced_ms_between(0.0, 5000.0);
+    assert!(
+        (2500.0..=4200.0).contains(&heard),
+        "heard {heard:.0} ms of audio: {why}"
+    );
+    gw.assert_healthy();
+}
