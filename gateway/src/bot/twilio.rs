@@ -269,6 +269,22 @@ async fn send_frames(ws: &mut Ws, frames: Vec<String>, timeout: Duration) -> Res
 mod tests {
     use super::*;
 
+    /// Custom parameter names reach the bot as written (Twilio bots read e.g. `customerId`).
+    #[test]
+    fn parameter_names_keep_their_case() {
+        let text = "url = \"ws://h/\"\nbarge_in_event = true\n[parameters]\ncustomerId = \"42\"\n";
+        let cfg: TwilioBotConfig = ::config::Config::builder()
+            .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .unwrap();
+        assert_eq!(
+            cfg.parameters.get("customerId").map(String::as_str),
+            Some("42")
+        );
+        assert!(cfg.barge_in_event);
+    }
+
     #[test]
     fn urls_are_checked_only_when_used() {
         let mut c = TwilioBotConfig {

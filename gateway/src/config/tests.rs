@@ -60,7 +60,7 @@ fn bad_values_name_their_key() {
     c.bargein.min_speech_ms = 0;
     expect_key(&c, "bargein.min_speech_ms");
     let mut c = default_config();
-    c.bot.kind = "grpc".into();
+    c.bot.kind = "carrier-pigeon".into();
     expect_key(&c, "bot.kind");
     let mut c = default_config();
     c.bot.demo.prompt = "/nonexistent.wav".into();
