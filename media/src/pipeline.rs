@@ -34,7 +34,12 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             echo_cancellation: true,
-            echo: EchoConfig::default(),
+            echo: EchoConfig {
+                // The echo path's own 0–150 ms plus our side of the loop: packetisation
+                // (20 ms), the jitter buffer (20–60 ms typically) and the network both ways.
+                max_bulk_delay_ms: 250,
+                ..EchoConfig::default()
+            },
             echo_gate_margin_db: EchoGate::default().margin_db,
             noise_suppression: true,
         }
@@ -48,15 +53,13 @@ pub struct ChunkContext {
     pub far_active: bool,
     /// Some frame of the chunk was no louder than the echo our audio should produce.
     pub echo_likely: bool,
-    /// Every frame of the chunk was within the expected echo while the canceller had not
-    /// yet converged (ERLE below [`UNCONVERGED_ERLE_DB`]): the VAD hears our own voice
-    /// almost unattenuated, so no probability from this chunk can tell the caller from echo.
+    /// In every frame of the chunk the canceller's output was no louder than the residual
+    /// echo it should leave (expected echo − ERLE + margin; see
+    /// [`EchoGate::residual_is_echo`]): all the VAD can hear is our own voice (nearly
+    /// unattenuated while the canceller converges), so no probability from this chunk can
+    /// tell the caller from echo.
     pub echo_masked: bool,
 }
-
-/// Below this ERLE (dB) the canceller's output still carries most of the echo (the first
-/// words of a call, or after an echo-path change).
-pub const UNCONVERGED_ERLE_DB: f32 = 15.0;
 
 /// Per-frame details, for the replay tool's plot.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -130,8 +133,9 @@ impl CallerPipeline {
                 let verdict = self.gate.assess_frame(&info);
                 self.context.far_active |= info.far_active;
                 self.context.echo_likely |= verdict == EchoGateVerdict::WithinExpectedEcho;
-                frame_masked = verdict == EchoGateVerdict::WithinExpectedEcho
-                    && info.erle_db < UNCONVERGED_ERLE_DB;
+                frame_masked = self
+                    .gate
+                    .residual_is_echo(level_db(cancelled), info.erle_db);
                 trace.echo = Some(info);
                 trace.gate = Some(verdict);
             }

@@ -11,9 +11,10 @@
 //!
 //! While the echo canceller says the caller side may be our own echo (`echo_likely`), a chunk
 //! counts as speech only at `echo_gate_threshold`: the agent must not stop for its own voice.
-//! While the canceller has not converged yet (`echo_masked`: the first words of a call), an
-//! echo-level chunk does not count as speech at all — Silero rightly hears speech in our own
-//! barely attenuated voice; only inbound audio louder than the expected echo gets through.
+//! When the canceller's output holds no more than the residual echo it should leave
+//! (`echo_masked`: always so in the first words of a call, before it converges), the chunk
+//! does not count as speech at all — Silero rightly hears speech in our own voice at any
+//! level; only output louder than the expected residual echo can be the caller.
 //!
 //! # Driving it (what the session calls when)
 //! - [`BargeInPolicy::on_vad`] for every VAD chunk, in order, with the playout's state now

@@ -27,6 +27,10 @@ pub enum EchoGateVerdict {
 /// carries that word's verdict and must be judged against that word's echo level.
 pub const ECHO_MEMORY_FRAMES: usize = 10;
 
+/// ERLE beyond which the residual-echo estimate is not lowered further: a measured 40 dB
+/// can drop to 20 at the next word, and the residual must not be underestimated.
+pub const MAX_TRUSTED_ERLE_DB: f32 = 25.0;
+
 /// Compares the inbound level with the echo level expected from the far end.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EchoGate {
@@ -98,16 +102,43 @@ impl EchoGate {
             *slot = expected;
         }
         self.next = (self.next + 1) % ECHO_MEMORY_FRAMES;
+        match self.recent_echo_level_db() {
+            None => EchoGateVerdict::NoFarEnd,
+            Some(loudest) => self.assess(true, loudest, info.near_level_db),
+        }
+    }
+
+    /// The loudest echo level (dBFS) expected over the last [`ECHO_MEMORY_FRAMES`] frames
+    /// assessed, `None` if the far end was silent throughout.
+    pub fn recent_echo_level_db(&self) -> Option<f32> {
         let loudest = self
             .recent_expected
             .iter()
             .copied()
             .filter(|l| !l.is_nan())
             .fold(f32::NEG_INFINITY, f32::max);
-        if loudest == f32::NEG_INFINITY {
-            return EchoGateVerdict::NoFarEnd;
-        }
-        self.assess(true, loudest, info.near_level_db)
+        (loudest > f32::NEG_INFINITY).then_some(loudest)
+    }
+
+    /// Whether the canceller's output (level `out_level_db`) holds nothing but the echo it
+    /// should leave behind: the recent expected echo less the canceller's ERLE (capped at
+    /// [`MAX_TRUSTED_ERLE_DB`]), plus the margin. Silero hears speech in a residual echo at
+    /// any level, so such output must not count as the caller, whatever the VAD says.
+    pub fn residual_is_echo(&self, out_level_db: f32, erle_db: f32) -> bool {
+        let Some(echo) = self.recent_echo_level_db() else {
+            return false;
+        };
+        let erle = if erle_db.is_finite() {
+            erle_db.clamp(0.0, MAX_TRUSTED_ERLE_DB)
+        } else {
+            0.0
+        };
+        let out = if out_level_db.is_finite() {
+            out_level_db
+        } else {
+            f32::NEG_INFINITY
+        };
+        out <= echo - erle + self.margin_db
     }
 }
 
@@ -189,6 +220,29 @@ mod tests {
         );
         // After the span the far end is forgotten.
         assert_eq!(gate.assess_frame(&gap), EchoGateVerdict::NoFarEnd);
+    }
+
+    #[test]
+    fn residual_echo_is_judged_against_the_echo_less_the_erle() {
+        let mut gate = EchoGate::default();
+        assert!(!gate.residual_is_echo(-90.0, 0.0), "no far end, no echo");
+        let word = EchoFrameInfo {
+            far_active: true,
+            expected_echo_level_db: -30.0,
+            near_level_db: -30.0,
+            double_talk: false,
+            erle_db: 0.0,
+        };
+        gate.assess_frame(&word);
+        // Not converged: output at the echo level is echo.
+        assert!(gate.residual_is_echo(-30.0, 0.0));
+        // Converged (20 dB): the residual is expected near -50; -40 is more than echo.
+        assert!(gate.residual_is_echo(-46.0, 20.0));
+        assert!(!gate.residual_is_echo(-40.0, 20.0));
+        // ERLE is trusted only up to 25 dB; NaNs are conservative.
+        assert!(gate.residual_is_echo(-50.0, 60.0));
+        assert!(gate.residual_is_echo(-30.0, f32::NAN));
+        assert!(gate.residual_is_echo(f32::NAN, 20.0));
     }
 
     #[test]

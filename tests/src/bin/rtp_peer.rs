@@ -180,6 +180,35 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Where received audio goes on the peer's timeline: like a phone's fixed jitter buffer,
+/// clocked by the RTP timestamps from the first packet's arrival + [`PLAYOUT_DELAY_MS`]
+/// (re-anchored on an SSRC change or a jump of more than a second). Placing each packet at
+/// its own arrival time instead would make the echo path jitter by the network's (and this
+/// busy machine's) jitter, which no real echo path does: the echo is made after the far
+/// end's playout, sample-synchronous with the media clock.
+#[derive(Default)]
+struct Playout {
+    anchor: Option<(u32, u32, i64)>, // (ssrc, timestamp, timeline sample)
+}
+
+const PLAYOUT_DELAY_MS: u32 = 40;
+
+impl Playout {
+    fn place(&mut self, header: &RtpHeader, arrival: Duration) -> usize {
+        let arrived = (arrival.as_secs_f64() * f64::from(SAMPLE_RATE)) as i64;
+        if let Some((ssrc, ts, at)) = self.anchor {
+            let offset = i64::from(header.timestamp.wrapping_sub(ts) as i32);
+            let placed = at + offset;
+            if ssrc == header.ssrc && (placed - arrived).abs() <= i64::from(SAMPLE_RATE) {
+                return placed.max(0) as usize;
+            }
+        }
+        let at = arrived + i64::from(PLAYOUT_DELAY_MS * SAMPLE_RATE / 1000);
+        self.anchor = Some((header.ssrc, header.timestamp, at));
+        at as usize
+    }
+}
+
 /// The closed echo loop on the sending side: the path, the shared far-end timeline (what was
 /// received, by arrival time) and what was applied.
 struct EchoLoop {
@@ -346,6 +375,7 @@ fn receive_loop(
 ) {
     let mut buf = vec![0u8; 2048];
     let mut pcm = Vec::with_capacity(SAMPLES_PER_FRAME * 2);
+    let mut playout = Playout::default();
     while start.elapsed() < args.duration {
         let (len, source, stamp) = match rxstamp::recv_with_timestamp(socket, &mut buf) {
             Ok(received) => received,
@@ -362,7 +392,7 @@ fn receive_loop(
             continue;
         };
         let rms = if decode_g711(header.payload_type, payload, &mut pcm) {
-            let at = (arrival.as_secs_f64() * f64::from(SAMPLE_RATE)) as usize;
+            let at = playout.place(&header, arrival);
             let mut recording = recording.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(slot) = recording.get_mut(at..) {
                 for (dst, src) in slot.iter_mut().zip(&pcm) {
