@@ -322,3 +322,76 @@ pub fn closed_endpoint() -> String {
     drop(listener);
     format!("http://{addr}")
 }
+
+/// An example bot (`examples/grpc-*-bot`) running as a child process; its stdout (one JSON
+/// object per line) goes to a file in the run directory. Killed on drop.
+pub struct BotProcess {
+    child: std::process::Child,
+    stdout: std::path::PathBuf,
+    pub endpoint: String,
+}
+
+impl BotProcess {
+    /// Starts `program args… --listen 127.0.0.1:PORT` from the repository root and waits
+    /// (≤ 20 s) for its `listening` line.
+    pub fn start(
+        run: &crate::TestRun,
+        name: &str,
+        program: &std::path::Path,
+        args: &[&str],
+    ) -> Result<BotProcess, String> {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            l.local_addr().map_err(|e| e.to_string())?.port()
+        };
+        let listen = format!("127.0.0.1:{port}");
+        let stdout = run.path(&format!("{name}.stdout.log"));
+        let stderr = run.path(&format!("{name}.stderr.log"));
+        let file = |p: &std::path::Path| {
+            std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let child = std::process::Command::new(program)
+            .args(args)
+            .arg("--listen")
+            .arg(&listen)
+            .current_dir(crate::run::repo_root())
+            .stdin(std::process::Stdio::null())
+            .stdout(file(&stdout)?)
+            .stderr(file(&stderr)?)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let mut bot = BotProcess {
+            child,
+            stdout,
+            endpoint: format!("http://{listen}"),
+        };
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if bot.events().iter().any(|e| e["event"] == "listening") {
+                return Ok(bot);
+            }
+            if let Ok(Some(status)) = bot.child.try_wait() {
+                let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+                return Err(format!("{name} exited ({status}): {err}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("{name} did not start listening within 20 s"))
+    }
+
+    /// Every JSON line printed so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.stdout)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for BotProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -374,3 +374,99 @@ fn flooding_bot_is_bounded_and_told() {
     );
     gw.assert_healthy();
 }
+
+/// The text of deploy/prompts/prompt.wav (scripts/make-prompts.sh), which the examples send.
+const DEMO_PROMPT_TEXT: &str =
+    "Hello, and thank you for calling. This is the automated assistant of \
+the barge-in gateway demo. I can help you with billing, with your delivery, and with changes to \
+your account. You can interrupt me at any time: just start speaking, and I will stop and listen.";
+
+/// An example bot (Rust or Python) behind the gateway: the caller interrupts its prompt at
+/// 3 s, the bot prints the barge-in with the played time and the delivered/remaining text,
+/// replies after the caller's turn, and hangs up after the reply.
+fn example_bot_is_interrupted_and_replies(name: &str, program: &std::path::Path, args: &[&str]) {
+    let run = TestRun::new(&format!("bot_grpc-example_{name}"));
+    let speech = run.caller_speech();
+    let bot = grpcbot::BotProcess::start(&run, name, program, args)
+        .unwrap_or_else(|e| panic!("example bot: {e}"));
+    let mut gw = Gateway::start(&run, &grpc_overrides(&bot.endpoint, &[]));
+    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 16.0, Some((&speech, 3.0)));
+    let why = summarize(&r);
+    let onset = r
+        .speech_onset_ms
+        .unwrap_or_else(|| panic!("no speech sent: {why}"));
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while !bot.events().iter().any(|e| e["event"] == "call_ended")
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let events = bot.events();
+    let barge = events
+        .iter()
+        .find(|e| e["event"] == "barge_in" && e["playback_id"] == "prompt")
+        .unwrap_or_else(|| panic!("no barge-in printed by the bot: {events:?}\n{why}"));
+    let played = barge["played_ms"].as_f64().unwrap_or(-1.0);
+    assert!(
+        (onset - 300.0..=onset + 1000.0).contains(&played),
+        "played_ms {played} for an interruption at {onset:.0} ms: {why}"
+    );
+    let delivered = barge["delivered"].as_str().unwrap_or_default();
+    let remaining = barge["remaining"].as_str().unwrap_or_default();
+    assert!(!delivered.is_empty() && !remaining.is_empty(), "{barge}");
+    assert_eq!(
+        format!("{delivered} {remaining}"),
+        DEMO_PROMPT_TEXT,
+        "{barge}"
+    );
+    println!("{name}: played {played} ms, delivered {delivered:?}");
+    assert!(
+        events.iter().any(|e| e["event"] == "turn_ended"),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "playback_finished" && e["playback_id"] == "reply"),
+        "reply not played in full: {events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "call_ended"),
+        "{events:?}"
+    );
+    let speech_end = r
+        .speech_end_ms
+        .unwrap_or_else(|| panic!("no speech end: {why}"));
+    assert!(
+        r.voiced_ms_between(speech_end, 16_000.0) >= 1000.0,
+        "reply not heard: {why}"
+    );
+    gw.assert_healthy();
+}
+
+#[test]
+fn python_example_bot_is_interrupted_and_replies() {
+    let root = bargein_e2e::run::repo_root();
+    // Idempotent: a venv with grpcio + grpcio-tools from PyPI under .cache/.
+    let setup = std::process::Command::new(root.join("examples/grpc-python-bot/setup.sh"))
+        .status()
+        .expect("run examples/grpc-python-bot/setup.sh");
+    assert!(setup.success(), "examples/grpc-python-bot/setup.sh failed");
+    let python = root.join(".cache/grpc-python-bot/venv/bin/python");
+    example_bot_is_interrupted_and_replies(
+        "python",
+        &python,
+        &["examples/grpc-python-bot/bot.py", "--hangup-after-reply"],
+    );
+}
+
+#[test]
+fn rust_example_bot_is_interrupted_and_replies() {
+    let bin = bargein_e2e::run::repo_root().join("target/release/grpc-rust-bot");
+    assert!(
+        bin.is_file(),
+        "{} missing: cargo build --release -p grpc-rust-bot",
+        bin.display()
+    );
+    example_bot_is_interrupted_and_replies("rust", &bin, &["--hangup-after-reply"]);
+}
