@@ -92,7 +92,7 @@ fn audio_both_ways_and_barge_in_reports_what_the_caller_heard() {
         start.call_id
     );
     assert!(start.from.contains("sipp"), "From: {}", start.from);
-    let format = start.caller_audio_format.clone().unwrap_or_default();
+    let format = start.caller_audio_format.unwrap_or_default();
     assert_eq!(format.sample_rate, 16_000);
     let md = bot.metadata(0);
     assert!(
