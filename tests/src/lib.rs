@@ -21,6 +21,7 @@ pub mod peer;
 pub mod ports;
 pub mod report;
 pub mod routing_hook;
+pub mod routing_invite;
 pub mod rtp;
 pub mod run;
 pub mod rxstamp;

@@ -21,6 +21,8 @@ pub struct TwilioScript {
     pub clear_after_ms: Option<u64>,
     /// Send malformed frames (not JSON, unknown event, bad base64, a binary frame) on `start`.
     pub junk: bool,
+    /// Close the WebSocket this long after `start` (a bot dying mid-call).
+    pub close_after_ms: Option<u64>,
 }
 
 /// One message from the gateway.
@@ -178,6 +180,13 @@ fn serve(tcp: TcpStream, script: &TwilioScript, log: &Mutex<TwilioLog>) -> Resul
                 log.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .clear_sent_unix_ms = Some(unix_ms());
+            }
+        }
+        if let (Some(t0), Some(after)) = (started, script.close_after_ms) {
+            if t0.elapsed() >= Duration::from_millis(after) {
+                let _ = ws.close(None);
+                let _ = ws.flush();
+                return Ok(());
             }
         }
         let msg = match ws.read() {

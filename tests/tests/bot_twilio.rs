@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bargein_e2e::flows::{call_with_peer, summarize};
+use bargein_e2e::flows::{call_until_gateway_bye, call_with_peer, summarize};
+use bargein_e2e::routing_invite::invite_status;
 use bargein_e2e::twilio_peer::{TwilioLog, TwilioPeer, TwilioScript};
 use bargein_e2e::{run::repo_root, Gateway, PeerReport, TestRun};
 use base64::Engine as _;
@@ -198,6 +199,7 @@ fn twilio_clear_echoes_pending_marks_and_junk_is_ignored() {
         segments: segments("m", 6),
         clear_after_ms: Some(2500),
         junk: true,
+        ..Default::default()
     });
     let mut gw = twilio_gateway(&run, &peer, &[]);
     let (_sipp, r) = call_with_peer(&run, &gw, 5000, 5.5, "");
@@ -339,5 +341,47 @@ fn example_twilio_bot_is_interrupted_and_replies() {
     ] {
         assert!(said.contains(line), "bot output lacks `{line}`:\n{said}");
     }
+    gw.assert_healthy();
+}
+
+/// A Twilio bot that cannot be reached at call start: the INVITE is refused with 503 (the
+/// default `bot.on_failure = "reject"`), so a PBX or Kamailio can fail over.
+#[test]
+fn twilio_bot_unreachable_at_start_gets_503() {
+    let run = TestRun::new("bot_twilio-unreachable");
+    // A port nobody listens on: bind, note, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let url = format!("ws://127.0.0.1:{port}/media");
+    let mut gw = Gateway::start(
+        &run,
+        &[("bot.kind", "twilio"), ("bot.twilio.url", url.as_str())],
+    );
+    let (code, _) = invite_status(&gw, "bot");
+    assert_eq!(code, 503, "{}", gw.log_tail(20));
+    gw.assert_healthy();
+}
+
+/// The bot closes its WebSocket mid-call: the gateway does not leave a dead call, it hangs up
+/// (BYE) under the default failure policy.
+#[test]
+fn twilio_bot_gone_mid_call_ends_the_call() {
+    let run = TestRun::new("bot_twilio-gone");
+    let peer = TwilioPeer::start(TwilioScript {
+        segments: segments("g", 5),
+        close_after_ms: Some(1500),
+        ..Default::default()
+    });
+    let mut gw = twilio_gateway(&run, &peer, &[]);
+    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 5.0, None);
+    let why = summarize(&r);
+    let log = peer.finish(Duration::from_secs(5));
+    assert!(log.marks().len() <= 1, "{}", log.outline());
+    let last = r.last_rx_ms.unwrap_or(0.0);
+    assert!(last < 4000.0, "media must stop after the bot left: {why}");
+    let text = std::fs::read_to_string(gw.stderr_path()).unwrap_or_default();
+    assert!(text.contains("twilio bot gone"), "{}", gw.log_tail(30));
     gw.assert_healthy();
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bargein_e2e::flows::{expect_reports, expect_success, summarize};
 use bargein_e2e::routing_hook::{HookReply, HookServer};
+use bargein_e2e::routing_invite::invite_status;
 use bargein_e2e::run::repo_root;
-use bargein_e2e::sipprobe::{ack_for_non_2xx, SipProbe};
 use bargein_e2e::{Gateway, PeerReport, Sipp, TestRun};
 use serde_json::json;
 
@@ -50,49 +50,6 @@ fn call(run: &TestRun, gw: &Gateway, user: &str, hold_ms: u64) -> PeerReport {
         .run();
     expect_success(&sipp, gw);
     expect_reports(&sipp, gw).remove(0)
-}
-
-/// The final status the gateway gives an INVITE to `user` (ACKed, as a UAC must).
-fn invite_status(gw: &Gateway, user: &str) -> (u16, String) {
-    let template = "INVITE sip:USER@{{TARGET}} SIP/2.0\r\n\
-        Via: SIP/2.0/UDP {{LOCAL}};branch={{BRANCH}}\r\n\
-        Max-Forwards: 70\r\n\
-        From: <sip:caller@{{LOCAL}}>;tag={{TAG}}\r\n\
-        To: <sip:USER@{{TARGET}}>\r\n\
-        Call-ID: {{CALLID}}\r\n\
-        CSeq: 1 INVITE\r\n\
-        Contact: <sip:caller@{{LOCAL}}>\r\n\
-        Content-Type: application/sdp\r\n\
-        Content-Length: 123\r\n\r\n\
-        v=0\r\n\
-        o=caller 1 1 IN IP4 127.0.0.1\r\n\
-        s=-\r\n\
-        c=IN IP4 127.0.0.1\r\n\
-        t=0 0\r\n\
-        m=audio 9 RTP/AVP 0\r\n\
-        a=rtpmap:0 PCMU/8000\r\n\
-        a=sendrecv\r\n"
-        .replace("USER", user);
-    let probe = SipProbe::new(gw.sip_addr()).expect("probe socket");
-    let invite = probe.render(template.as_bytes());
-    probe.send(&invite).expect("send INVITE");
-    let response = probe
-        .final_response(Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("no final response for {user}\n{}", gw.log_tail(30)));
-    let invite = String::from_utf8_lossy(&invite).into_owned();
-    if let Some(ack) = ack_for_non_2xx(&invite, &response.text) {
-        let _ = probe.send(ack.as_bytes());
-    }
-    let reason = response
-        .text
-        .lines()
-        .next()
-        .unwrap_or("")
-        .splitn(3, ' ')
-        .nth(2)
-        .unwrap_or("")
-        .to_string();
-    (response.status, reason)
 }
 
 /// `route=<name>` of every "call routed" line, in order.
