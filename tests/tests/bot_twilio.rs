@@ -385,3 +385,29 @@ fn twilio_bot_gone_mid_call_ends_the_call() {
     assert!(text.contains("twilio bot gone"), "{}", gw.log_tail(30));
     gw.assert_healthy();
 }
+
+/// A bot that pushes far more audio than `bot.max_buffered_s` at once: what fits is played,
+/// the rest is refused (logged), the mark after it still comes back, and the call goes on.
+#[test]
+fn twilio_bot_flooding_audio_is_bounded() {
+    let run = TestRun::new("bot_twilio-flood");
+    let peer = TwilioPeer::start(TwilioScript {
+        segments: vec![(6000, "after-flood".to_string())],
+        ..Default::default()
+    });
+    let mut gw = twilio_gateway(&run, &peer, &[("bot.max_buffered_s", "2")]);
+    let (_sipp, r) = call_with_peer(&run, &gw, 5000, 5.5, "");
+    let log = peer.finish(Duration::from_secs(10));
+    let why = summarize(&r);
+    let (outline, _) = check_stream(&log);
+    // 2 s queued (+ what played while the burst arrived), not 6 s.
+    let voiced = r.voiced_ms_between(0.0, 5000.0);
+    assert!(
+        (1500.0..=3300.0).contains(&voiced),
+        "voiced {voiced:.0} ms: {why}"
+    );
+    assert_eq!(names(&log.marks()), ["after-flood"], "{outline}");
+    let text = std::fs::read_to_string(gw.stderr_path()).unwrap_or_default();
+    assert!(text.contains("bot command refused"), "{}", gw.log_tail(30));
+    gw.assert_healthy();
+}
