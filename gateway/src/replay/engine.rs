@@ -385,6 +385,7 @@ mod tests {
                 context: ChunkContext {
                     far_active: agent,
                     echo_likely,
+                    ..Default::default()
                 },
             };
             engine.on_frame(end_s, agent, &mut out);
