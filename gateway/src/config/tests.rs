@@ -106,3 +106,67 @@ fn unknown_keys_and_missing_files_are_rejected() {
     std::fs::write(&path, "[sip\nlisten=").unwrap();
     assert!(Config::load(&path).is_err());
 }
+
+#[test]
+fn bot_keys_are_validated_with_their_names() {
+    let grpc = || {
+        let mut c = default_config();
+        c.bot.kind = "grpc".into();
+        c
+    };
+    grpc().validate().unwrap();
+    let mut c = grpc();
+    c.bot.grpc.endpoint = "127.0.0.1:50051".into();
+    expect_key(&c, "bot.grpc.endpoint");
+    let mut c = grpc();
+    c.bot.grpc.endpoint = "ftp://bot".into();
+    expect_key(&c, "bot.grpc.endpoint");
+    let mut c = grpc();
+    c.bot.grpc.tls_ca = "/nonexistent/ca.pem".into();
+    expect_key(&c, "bot.grpc.tls_ca");
+    let mut c = default_config();
+    c.bot.grpc.audio_rate = 44_100;
+    expect_key(&c, "bot.grpc.audio_rate");
+    let mut c = default_config();
+    c.bot.grpc.metadata.insert("Bad Name".into(), "v".into());
+    expect_key(&c, "bot.grpc.metadata");
+    let mut c = default_config();
+    c.bot
+        .grpc
+        .metadata
+        .insert("x-ok".into(), "bad\nvalue".into());
+    expect_key(&c, "bot.grpc.metadata");
+    let mut c = default_config();
+    c.bot.grpc.metadata_headers = vec!["bad header".into()];
+    expect_key(&c, "bot.grpc.metadata_headers");
+    let mut c = default_config();
+    c.bot.connect_timeout_ms = 0;
+    expect_key(&c, "bot.connect_timeout_ms");
+    let mut c = default_config();
+    c.bot.stall_timeout_ms = 100_000;
+    expect_key(&c, "bot.stall_timeout_ms");
+    let mut c = default_config();
+    c.bot.max_buffered_s = 0;
+    expect_key(&c, "bot.max_buffered_s");
+    let mut c = default_config();
+    c.bot.on_failure = "retry".into();
+    expect_key(&c, "bot.on_failure");
+
+    let fallback = || {
+        let mut c = default_config();
+        c.bot.on_failure = "fallback".into();
+        c
+    };
+    fallback().validate().unwrap();
+    let mut c = fallback();
+    c.bot.fallback.prompt = "/nonexistent.wav".into();
+    expect_key(&c, "bot.fallback.prompt");
+    let mut c = fallback();
+    c.bot.fallback.then = "wait".into();
+    expect_key(&c, "bot.fallback.then");
+    let mut c = fallback();
+    c.bot.fallback.then = "transfer".into();
+    expect_key(&c, "bot.fallback.transfer_target");
+    c.bot.fallback.transfer_target = "sip:agents@pbx.example.com".into();
+    c.validate().unwrap();
+}
