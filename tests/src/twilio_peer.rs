@@ -3,7 +3,10 @@
 //! gateway sends, with wall-clock arrival times, and plays a script: on `start` it queues
 //! tone segments each followed by a mark, optionally sends junk, and optionally a `clear`.
 
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -107,21 +110,68 @@ pub fn tone_ulaw(ms: u32) -> Vec<u8> {
 /// The running bot (one connection).
 pub struct TwilioPeer {
     port: u16,
+    tls: bool,
     log: Arc<Mutex<TwilioLog>>,
     thread: Option<JoinHandle<()>>,
 }
 
+/// Read timeout of the bot's socket: lets one thread both read and act on the script's clock.
+const POLL: Duration = Duration::from_millis(5);
+
 impl TwilioPeer {
+    /// A `ws://` bot.
     pub fn start(script: TwilioScript) -> TwilioPeer {
+        TwilioPeer::spawn(script, None)
+    }
+
+    /// A `wss://` bot presenting `cert` (PEM chain) with `key` (PEM PKCS#8).
+    pub fn start_tls(script: TwilioScript, cert: &Path, key: &Path) -> TwilioPeer {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .and_then(|it| it.collect())
+            .expect("test certificate");
+        let key = PrivateKeyDer::from_pem_file(key).expect("test key");
+        #[allow(deprecated)] // ring: the provider the gateway uses too
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+            .expect("TLS server config");
+        TwilioPeer::spawn(script, Some(Arc::new(config)))
+    }
+
+    fn spawn(script: TwilioScript, tls: Option<Arc<rustls::ServerConfig>>) -> TwilioPeer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the test bot");
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let log = Arc::new(Mutex::new(TwilioLog::default()));
         let shared = log.clone();
+        let is_tls = tls.is_some();
         let thread = std::thread::spawn(move || {
-            let result = listener
-                .accept()
-                .map_err(|e| e.to_string())
-                .and_then(|(tcp, _)| serve(tcp, &script, &shared));
+            let result =
+                listener
+                    .accept()
+                    .map_err(|e| e.to_string())
+                    .and_then(|(tcp, _)| match tls {
+                        None => {
+                            let ws = tungstenite::accept(tcp).map_err(|e| e.to_string())?;
+                            ws.get_ref()
+                                .set_read_timeout(Some(POLL))
+                                .map_err(|e| e.to_string())?;
+                            serve(ws, &script, &shared)
+                        }
+                        Some(config) => {
+                            let conn =
+                                rustls::ServerConnection::new(config).map_err(|e| e.to_string())?;
+                            let stream = rustls::StreamOwned::new(conn, tcp);
+                            let ws = tungstenite::accept(stream).map_err(|e| e.to_string())?;
+                            ws.get_ref()
+                                .sock
+                                .set_read_timeout(Some(POLL))
+                                .map_err(|e| e.to_string())?;
+                            serve(ws, &script, &shared)
+                        }
+                    });
             let mut log = shared.lock().unwrap_or_else(|p| p.into_inner());
             log.closed = true;
             if let Err(e) = result {
@@ -130,13 +180,19 @@ impl TwilioPeer {
         });
         TwilioPeer {
             port,
+            tls: is_tls,
             log,
             thread: Some(thread),
         }
     }
 
+    /// `ws://127.0.0.1:<port>/media` (`wss://localhost:…` for a TLS bot: the certificate
+    /// names localhost).
     pub fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/media", self.port)
+        match self.tls {
+            false => format!("ws://127.0.0.1:{}/media", self.port),
+            true => format!("wss://localhost:{}/media", self.port),
+        }
     }
 
     /// Waits until the gateway closed the stream (or `timeout`), then returns the log.
@@ -158,17 +214,16 @@ impl TwilioPeer {
     }
 }
 
-fn send(ws: &mut WebSocket<TcpStream>, msg: Value) -> Result<(), String> {
+fn send<S: Read + Write>(ws: &mut WebSocket<S>, msg: Value) -> Result<(), String> {
     ws.send(Message::text(msg.to_string()))
         .map_err(|e| e.to_string())
 }
 
-fn serve(tcp: TcpStream, script: &TwilioScript, log: &Mutex<TwilioLog>) -> Result<(), String> {
-    let mut ws = tungstenite::accept(tcp).map_err(|e| e.to_string())?;
-    // A short read timeout lets one thread both read and act on the script's clock.
-    ws.get_ref()
-        .set_read_timeout(Some(Duration::from_millis(5)))
-        .map_err(|e| e.to_string())?;
+fn serve<S: Read + Write>(
+    mut ws: WebSocket<S>,
+    script: &TwilioScript,
+    log: &Mutex<TwilioLog>,
+) -> Result<(), String> {
     let mut stream_sid = String::new();
     let mut started: Option<Instant> = None;
     let mut cleared = false;
@@ -259,4 +314,80 @@ fn serve(tcp: TcpStream, script: &TwilioScript, log: &Mutex<TwilioLog>) -> Resul
             }
         }
     }
+}
+
+/// A throw-away CA and a certificate for `localhost`/127.0.0.1 signed by it (openssl CLI, EC
+/// P-256), in `dir`: returns (CA PEM, certificate PEM, key PEM).
+pub fn make_test_certs(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+    let p = |f: &str| dir.join(f);
+    let ext = p("server.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let run = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .map_err(|e| format!("openssl: {e}"))?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(format!(
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )),
+        }
+    };
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bargein test CA",
+    ]);
+    run(&ca)?;
+    let mut req = vec!["req"];
+    req.extend(ec);
+    req.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&req)?;
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ])?;
+    Ok((p("ca.pem"), p("server.pem"), p("server.key")))
 }

@@ -45,6 +45,11 @@ fn rms(ulaw_b64: &str) -> f64 {
 /// The protocol facts every stream must show: `connected`, then `start` as Twilio sends it,
 /// then media with consecutive sequence numbers, chunks and 20 ms timestamps, `stop` last.
 fn check_stream(log: &TwilioLog) -> (String, f64) {
+    check_stream_min(log, 200)
+}
+
+/// `check_stream` for a call of at least `min_media` frames.
+fn check_stream_min(log: &TwilioLog, min_media: usize) -> (String, f64) {
     let outline = log.outline();
     assert_eq!(log.not_json, 0, "gateway sent non-JSON frames: {outline}");
     let first = &log.received[0].msg;
@@ -84,7 +89,11 @@ fn check_stream(log: &TwilioLog) -> (String, f64) {
         assert_eq!(rx.msg["streamSid"], sid.as_str());
     }
     let media = log.events("media");
-    assert!(media.len() >= 200, "only {} media frames", media.len());
+    assert!(
+        media.len() >= min_media,
+        "only {} media frames",
+        media.len()
+    );
     let mut late_steps = 0;
     for (i, m) in media.iter().enumerate() {
         let md = &m.msg["media"];
@@ -409,5 +418,34 @@ fn twilio_bot_flooding_audio_is_bounded() {
     assert_eq!(names(&log.marks()), ["after-flood"], "{outline}");
     let text = std::fs::read_to_string(gw.stderr_path()).unwrap_or_default();
     assert!(text.contains("bot command refused"), "{}", gw.log_tail(30));
+    gw.assert_healthy();
+}
+
+/// `wss://`: the gateway reaches a TLS bot whose certificate is signed by the CA in
+/// `bot.twilio.tls_ca` (a private CA, made with openssl for this test), and the stream works.
+#[test]
+fn twilio_bot_over_wss_with_a_private_ca() {
+    let run = TestRun::new("bot_twilio-wss");
+    let (ca, cert, key) = bargein_e2e::twilio_peer::make_test_certs(run.dir())
+        .unwrap_or_else(|e| panic!("test certificates: {e}"));
+    let peer = TwilioPeer::start_tls(
+        TwilioScript {
+            segments: segments("t", 2),
+            ..Default::default()
+        },
+        &cert,
+        &key,
+    );
+    let ca = ca.display().to_string();
+    let mut gw = twilio_gateway(&run, &peer, &[("bot.twilio.tls_ca", ca.as_str())]);
+    let (_sipp, r) = call_with_peer(&run, &gw, 3000, 3.5, "");
+    let log = peer.finish(Duration::from_secs(10));
+    let (outline, _) = check_stream_min(&log, 100);
+    assert_eq!(names(&log.marks()), ["t1", "t2"], "{outline}");
+    assert!(
+        r.voiced_ms_between(0.0, 2500.0) >= 1500.0,
+        "{}",
+        summarize(&r)
+    );
     gw.assert_healthy();
 }

@@ -2,8 +2,8 @@
 //! `wss://`) and plays Twilio's part of a bidirectional stream. The protocol lives in
 //! [`super::twilio_proto`]; this is the thin tokio shell that moves its frames.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -28,6 +28,9 @@ pub struct TwilioBotConfig {
     pub parameters: BTreeMap<String, String>,
     /// Also send a (non-Twilio) `bargeIn` event when the gateway cuts the bot's audio.
     pub barge_in_event: bool,
+    /// PEM file of the CA(s) that sign the bot's certificate (`wss://`); empty = the
+    /// operating system's trust store.
+    pub tls_ca: String,
 }
 
 impl TwilioBotConfig {
@@ -36,6 +39,13 @@ impl TwilioBotConfig {
         if in_use {
             check_ws_url(&self.url).map_err(|problem| ConfigError::Invalid {
                 key: "bot.twilio.url".into(),
+                problem,
+            })?;
+        }
+        // Checked whatever the kind: a bad file never waits for the kind to change.
+        if !self.tls_ca.is_empty() {
+            load_roots(&self.tls_ca).map_err(|problem| ConfigError::Invalid {
+                key: "bot.twilio.tls_ca".into(),
                 problem,
             })?;
         }
@@ -63,29 +73,62 @@ const MALFORMED_WARN_LIMIT: u64 = 10;
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// TLS for `wss://`: rustls with ring and the operating system's trust store, built once.
-fn tls_connector() -> Result<Connector, String> {
-    static TLS: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    let config = TLS.get_or_init(|| {
-        let mut roots = rustls::RootCertStore::empty();
-        let found = rustls_native_certs::load_native_certs();
-        for cert in found.certs {
-            // A certificate the store cannot parse is skipped, like every TLS client does.
-            let _ = roots.add(cert);
-        }
-        if roots.is_empty() {
-            return Err("no CA certificates found in the system trust store".to_string());
-        }
-        // ring, not aws-lc-rs: it builds without cmake and is what the gRPC client uses too.
-        // (rustls deprecates it only for lacking post-quantum key exchange.)
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-            .map_err(|e| format!("TLS setup: {e}"))
-    });
-    config.clone().map(Connector::Rustls)
+/// The CA certificates of a PEM file.
+fn load_roots(pem: &str) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs =
+        rustls::pki_types::CertificateDer::pem_file_iter(pem).map_err(|e| format!("{pem}: {e}"))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("{pem}: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{pem}: unusable CA certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{pem}: no certificate in the file"));
+    }
+    Ok(roots)
+}
+
+/// The operating system's trust store.
+fn native_roots() -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A certificate the store cannot parse is skipped, like every TLS client does.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err("no CA certificates found in the system trust store".to_string());
+    }
+    Ok(roots)
+}
+
+/// TLS for `wss://`: rustls with ring, trusting `tls_ca` (or the system store when empty).
+/// Built once per CA file and shared by every call.
+fn tls_connector(tls_ca: &str) -> Result<Connector, String> {
+    type Cache = Mutex<HashMap<String, Arc<rustls::ClientConfig>>>;
+    static TLS: OnceLock<Cache> = OnceLock::new();
+    let cache = TLS.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(config) = cache.get(tls_ca) {
+        return Ok(Connector::Rustls(config.clone()));
+    }
+    let roots = if tls_ca.is_empty() {
+        native_roots()?
+    } else {
+        load_roots(tls_ca)?
+    };
+    // ring, not aws-lc-rs: it builds without cmake and is what the gRPC client uses too.
+    // (rustls deprecates it only for lacking post-quantum key exchange.)
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    cache.insert(tls_ca.to_string(), config.clone());
+    Ok(Connector::Rustls(config))
 }
 
 /// Connects to the bot (within `bot.connect_timeout_ms`), sends `connected`, and runs the
@@ -93,7 +136,7 @@ fn tls_connector() -> Result<Connector, String> {
 pub async fn connect(bot: &BotConfig, info: &CallInfo) -> Result<BotLink, String> {
     let cfg = &bot.twilio;
     let connector = if cfg.url.starts_with("wss://") {
-        Some(tls_connector()?)
+        Some(tls_connector(&cfg.tls_ca)?)
     } else {
         None
     };
@@ -272,7 +315,7 @@ mod tests {
     /// Custom parameter names reach the bot as written (Twilio bots read e.g. `customerId`).
     #[test]
     fn parameter_names_keep_their_case() {
-        let text = "url = \"ws://h/\"\nbarge_in_event = true\n[parameters]\ncustomerId = \"42\"\n";
+        let text = "url = \"ws://h/\"\nbarge_in_event = true\ntls_ca = \"\"\n[parameters]\ncustomerId = \"42\"\n";
         let cfg: TwilioBotConfig = ::config::Config::builder()
             .add_source(::config::File::from_str(text, ::config::FileFormat::Toml))
             .build()
@@ -291,6 +334,7 @@ mod tests {
             url: String::new(),
             parameters: BTreeMap::new(),
             barge_in_event: false,
+            tls_ca: String::new(),
         };
         c.validate(false).unwrap();
         for bad in ["", "http://x/", "ws://", "ws:///path", "wss://:443/"] {
@@ -306,6 +350,15 @@ mod tests {
         ] {
             c.url = good.into();
             c.validate(true).unwrap();
+        }
+        // A CA file must exist and hold certificates, even while the kind is not twilio.
+        let not_pem = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        for bad in ["/nonexistent/ca.pem", not_pem] {
+            c.tls_ca = bad.into();
+            match c.validate(false) {
+                Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "bot.twilio.tls_ca"),
+                other => panic!("{bad}: {other:?}"),
+            }
         }
     }
 }
