@@ -2,13 +2,13 @@
 # Installs the real peers the end-to-end tests drive (Debian 12): SIPp (package sip-tester),
 # baresip, espeak-ng + sox (test speech), asterisk-core-sounds-en-wav (human-recorded prompts for
 # the barge-in evaluation corpus), tcpdump (captures when debugging), kamailio (load
-# balancer recipes). Idempotent and quiet: does nothing when every package is installed.
+# balancer recipes), openssl (a throw-away CA for the wss:// Twilio bot test). Idempotent and quiet: does nothing when every package is installed.
 # Fails loudly (non-zero, apt's output on stderr) when apt cannot install them.
 set -euo pipefail
 
-PACKAGES=(sip-tester baresip espeak-ng sox libsox-fmt-all tcpdump kamailio asterisk-core-sounds-en-wav)
+PACKAGES=(sip-tester baresip espeak-ng sox libsox-fmt-all tcpdump kamailio asterisk-core-sounds-en-wav openssl)
 # Binaries the tests run, checked after installing (a package may install but be broken).
-BINARIES=(sipp baresip espeak-ng sox tcpdump kamailio)
+BINARIES=(sipp baresip espeak-ng sox tcpdump kamailio openssl)
 
 installed() {
   [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
