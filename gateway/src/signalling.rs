@@ -247,8 +247,21 @@ fn dispatch(
                 let (tx, rx) = mpsc::channel(16);
                 calls.insert(call, tx);
                 let routing = routing.clone();
+                let mut rx = rx;
                 let task = async move {
-                    match routing.ask_hook(&info, source, &decision).await {
+                    let answer = routing.ask_hook(&info, source, &decision).await;
+                    // Cancelled (or ended) while the hook thought: nothing to connect.
+                    if let Ok(CallSignal::Cancelled | CallSignal::Ended { .. }) = rx.try_recv() {
+                        info!("call cancelled while routing");
+                        let _ = routing
+                            .default
+                            .ctx
+                            .sip
+                            .send(SipCommand::Finished { call })
+                            .await;
+                        return;
+                    }
+                    match answer {
                         Ok(dest) => {
                             info!(route = %dest.name, "call routed");
                             call::run(dest.ctx, call, info, offer, rx, dest.bot).await;

@@ -144,9 +144,42 @@ fn hook_picks_a_route_rejects_and_times_out_to_the_fallback() {
         gw.log_tail(30)
     );
 
+    // A CANCEL while the hook thinks: 487 from the UA, and the call task, once the hook
+    // answers, connects nothing.
+    let sipp = Sipp::new(&run, "uac_cancel.xml", gw.sip_addr())
+        .arg("-s")
+        .arg("400")
+        .timeout(Duration::from_secs(20))
+        .run();
+    expect_success(&sipp, &gw);
+    assert!(
+        sipp.messages().contains("SIP/2.0 487"),
+        "{}",
+        sipp.diagnostics()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline
+        && !std::fs::read_to_string(gw.stderr_path())
+            .unwrap_or_default()
+            .contains("call cancelled while routing")
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(gw.stderr_path()).unwrap_or_default();
+    assert!(
+        log.contains("call cancelled while routing"),
+        "{}",
+        gw.log_tail(20)
+    );
+    assert_eq!(
+        routed(&gw),
+        ["short", "short"],
+        "the cancelled call is not routed"
+    );
+
     // What the hook was told about the first call.
     let reqs = hook.requests();
-    assert_eq!(reqs.len(), 3, "{reqs:?}");
+    assert_eq!(reqs.len(), 4, "{reqs:?}");
     let first = &reqs[0];
     assert_eq!(first["to_user"], "1001");
     assert_eq!(first["matched_route"], "long");
