@@ -107,6 +107,8 @@ pub struct Script {
     pub prompt: Option<Prompt>,
     pub reply: Option<Prompt>,
     pub misbehaviour: Misbehaviour,
+    /// Once the prompt has played, ask the gateway to transfer the caller here (`sip:` URI).
+    pub transfer_to: Option<String>,
 }
 
 /// A message from the gateway and when it arrived (since the bot started).
@@ -195,6 +197,16 @@ fn react(script: &Script, msg: &GwMsg, replied: &mut bool) -> Vec<pb::BotMessage
                     let audio = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
                     out.push(play_message(&format!("flood-{i}"), audio, 8000, "", &[]));
                 }
+            }
+        }
+        // "Let me transfer you": once the prompt has played.
+        GwMsg::PlaybackFinished(p) if p.playback_id == "prompt" => {
+            if let Some(target) = &script.transfer_to {
+                out.push(pb::BotMessage {
+                    msg: Some(BotMsg::Transfer(pb::Transfer {
+                        target: target.clone(),
+                    })),
+                });
             }
         }
         GwMsg::TurnEnded(_) if !*replied => {

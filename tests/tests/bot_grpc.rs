@@ -54,7 +54,7 @@ fn audio_both_ways_and_barge_in_reports_what_the_caller_heard() {
     let bot = GrpcBot::start(Script {
         prompt: Some(prompt),
         reply: Some(tone_prompt("reply", 660.0, 1500, 8000)),
-        misbehaviour: Misbehaviour::None,
+        ..Default::default()
     });
     let endpoint = bot.endpoint();
     let mut gw = Gateway::start(
@@ -469,4 +469,70 @@ fn rust_example_bot_is_interrupted_and_replies() {
         bin.display()
     );
     example_bot_is_interrupted_and_replies("rust", &bin, &["--hangup-after-reply"]);
+}
+
+/// The bot asks for a transfer: the gateway sends REFER with the bot's Refer-To (checked by
+/// SIPp), the caller's side accepts (202) and reports 100 then 200 by NOTIFY, the gateway
+/// answers the NOTIFYs, tells the bot the transfer succeeded, and ends its leg with BYE.
+#[test]
+fn bot_transfer_sends_refer_and_hangs_up_once_transferred() {
+    let run = TestRun::new("bot_grpc-transfer");
+    let bot = GrpcBot::start(Script {
+        prompt: Some(tone_prompt("prompt", 440.0, 1000, 8000)),
+        transfer_to: Some("sip:agent@192.0.2.50".into()),
+        ..Default::default()
+    });
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(&run, &grpc_overrides(&endpoint, &[]));
+    let sipp = Sipp::new(&run, "uac_refer.xml", gw.sip_addr())
+        .peer_args("--duration 4")
+        .timeout(Duration::from_secs(30))
+        .run();
+    expect_success(&sipp, &gw);
+    assert!(bot.wait_for(0, Duration::from_secs(3), |m| matches!(
+        m,
+        Msg::CallEnded(_)
+    )));
+    let result = bot
+        .received(0)
+        .into_iter()
+        .find_map(|r| match r.msg {
+            Msg::TransferResult(t) => Some(t),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no TransferResult: {}", gw.log_tail(40)));
+    assert!(result.accepted, "{result:?}");
+    assert_eq!(result.sip_status, 200);
+    gw.assert_healthy();
+}
+
+/// Bot unreachable, `on_failure = "fallback"` with `then = "transfer"`: the fallback prompt
+/// plays, then the caller is transferred to `bot.fallback.transfer_target` by REFER.
+#[test]
+fn unreachable_bot_with_fallback_transfer_refers_the_caller_after_the_prompt() {
+    let run = TestRun::new("bot_grpc-fallback_transfer");
+    let endpoint = grpcbot::closed_endpoint();
+    let mut gw = Gateway::start(
+        &run,
+        &grpc_overrides(
+            &endpoint,
+            &[
+                ("bot.on_failure", "fallback"),
+                ("bot.fallback.then", "transfer"),
+                ("bot.fallback.transfer_target", "sip:agent@192.0.2.50"),
+            ],
+        ),
+    );
+    let sipp = Sipp::new(&run, "uac_refer.xml", gw.sip_addr())
+        .peer_args("--duration 8")
+        .timeout(Duration::from_secs(30))
+        .run();
+    expect_success(&sipp, &gw);
+    let r = bargein_e2e::flows::expect_reports(&sipp, &gw).remove(0);
+    let why = summarize(&r);
+    assert!(
+        r.voiced_ms_between(0.0, 5500.0) >= 2500.0,
+        "fallback prompt not heard: {why}"
+    );
+    gw.assert_healthy();
 }

@@ -141,13 +141,9 @@ impl UserAgent {
         if target.contains(['<', '>', '\r', '\n']) {
             return Err(UaError::InvalidState("Refer-To target is not a bare URI"));
         }
-        let contact = match self.contact_header(call.transport) {
-            Header::Contact(c) => c.to_string(),
-            _ => String::new(),
-        };
         let extra = vec![
             Header::Other("Refer-To".into(), format!("<{target}>")),
-            Header::Other("Referred-By".into(), contact),
+            Header::Other("Referred-By".into(), self.contact_value(call.transport)),
             self.contact_header(call.transport),
         ];
         let key = self.send_in_dialog(now, handle, Method::Refer, extra, None)?;

@@ -35,11 +35,15 @@ impl UserAgent {
 
     /// Our Contact; for calls over TCP it says so, so that in-dialog requests come back on TCP.
     pub(super) fn contact_header(&self, transport: Transport) -> Header {
-        let value = match transport {
+        Header::Contact(self.contact_value(transport).into())
+    }
+
+    /// The Contact header's value (`<sip:gw@host:port>`), also our Referred-By.
+    pub(super) fn contact_value(&self, transport: Transport) -> String {
+        match transport {
             Transport::Udp => format!("<sip:gw@{}>", self.cfg.local_addr),
             Transport::Tcp => format!("<sip:gw@{};transport=tcp>", self.cfg.local_addr),
-        };
-        Header::Contact(value.into())
+        }
     }
 
     /// Allow, Accept and Supported (OPTIONS answers, 2xx to INVITE, 405/415).

@@ -64,6 +64,10 @@ fn refer_202_then_notify_trying_and_200() {
     );
     assert!(refer.header("CSeq").unwrap().ends_with(" REFER"));
     assert!(refer.header("Contact").is_some(), "REFER is target refresh");
+    assert_eq!(
+        refer.header("Referred-By").as_deref(),
+        Some("<sip:gw@127.0.0.1:5060>")
+    );
 
     h.send(&response_to(&refer, "202 Accepted"));
     assert_eq!(h.events(), vec![progress(call, 202, false)]);
