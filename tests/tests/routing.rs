@@ -9,6 +9,7 @@ use bargein_e2e::flows::{expect_reports, expect_success, summarize};
 use bargein_e2e::routing_hook::{HookReply, HookServer};
 use bargein_e2e::routing_invite::invite_status;
 use bargein_e2e::run::repo_root;
+use bargein_e2e::twilio_peer::{TwilioPeer, TwilioScript};
 use bargein_e2e::{Gateway, PeerReport, Sipp, TestRun};
 use serde_json::json;
 
@@ -110,7 +111,13 @@ fn routes_by_dialled_number_and_rejects_unrouted_calls() {
 #[test]
 fn hook_picks_a_route_rejects_and_times_out_to_the_fallback() {
     let run = TestRun::new("routing-hook");
-    let hook = HookServer::start(|req| match req["to_user"].as_str().unwrap_or("") {
+    // For 500 the hook overlays a Twilio bot, with its own URL and parameters, on `default`.
+    let twilio = TwilioPeer::start(TwilioScript {
+        segments: vec![(1000, "hi".to_string())],
+        ..Default::default()
+    });
+    let twilio_url = twilio.url();
+    let hook = HookServer::start(move |req| match req["to_user"].as_str().unwrap_or("") {
         // Static routing would pick `long` for 100: the hook's answer wins.
         "1001" => HookReply::json(json!({"route": "short"})),
         "300" => HookReply::json(json!({"reject": {"code": 486, "reason": "Busy Here"}})),
@@ -118,6 +125,10 @@ fn hook_picks_a_route_rejects_and_times_out_to_the_fallback() {
             delay: Duration::from_millis(1500),
             ..HookReply::json(json!({"route": "long"}))
         },
+        "500" => HookReply::json(json!({
+            "route": "default",
+            "bot": {"kind": "twilio", "twilio": {"url": twilio_url, "parameters": {"campaign": "spring"}}},
+        })),
         _ => HookReply::json(json!({"route": "default"})),
     });
     let routing = format!(
@@ -177,9 +188,30 @@ fn hook_picks_a_route_rejects_and_times_out_to_the_fallback() {
         "the cancelled call is not routed"
     );
 
+    // A bot chosen per call by the hook: the Twilio bot gets the call and the parameters.
+    let r = call(&run, &gw, "500", 2000);
+    let log = twilio.finish(Duration::from_secs(5));
+    let start = log.events("start");
+    let params = start
+        .first()
+        .map(|s| s.msg["start"]["customParameters"].clone());
+    assert_eq!(
+        params.as_ref().map(|p| p["campaign"].clone()),
+        Some(json!("spring")),
+        "{}",
+        log.outline()
+    );
+    assert_eq!(log.marks().len(), 1, "{}", log.outline());
+    assert!(
+        r.voiced_ms_between(0.0, 1500.0) >= 500.0,
+        "{}",
+        summarize(&r)
+    );
+    assert_eq!(routed(&gw), ["short", "short", "default+hook"]);
+
     // What the hook was told about the first call.
     let reqs = hook.requests();
-    assert_eq!(reqs.len(), 4, "{reqs:?}");
+    assert_eq!(reqs.len(), 5, "{reqs:?}");
     let first = &reqs[0];
     assert_eq!(first["to_user"], "1001");
     assert_eq!(first["matched_route"], "long");
