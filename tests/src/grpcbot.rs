@@ -83,6 +83,9 @@ pub enum Misbehaviour {
     Garbage,
     /// After the prompt: `chunks` more chunks of `chunk_ms` each, at once.
     Flood { chunks: u32, chunk_ms: u32 },
+    /// After CallStarted, stop reading (the stream stays open): a hung bot. The server then
+    /// uses a 16 KiB HTTP/2 stream window so the gateway notices within seconds.
+    Deaf,
 }
 
 /// How many malformed messages `Misbehaviour::Garbage` sends.
@@ -167,6 +170,8 @@ impl pb::bot_service_server::BotService for Service {
             let mut replied = false;
             while let Some(Ok(m)) = inbound.next().await {
                 let Some(msg) = m.msg else { continue };
+                let deaf = matches!(msg, GwMsg::CallStarted(_))
+                    && matches!(script.misbehaviour, Misbehaviour::Deaf);
                 let out = react(&script, &msg, &mut replied);
                 lock(&shared).calls[index].push(Received {
                     at: start.elapsed(),
@@ -176,6 +181,12 @@ impl pb::bot_service_server::BotService for Service {
                     if tx.send(Ok(o)).await.is_err() {
                         return;
                     }
+                }
+                if deaf {
+                    // Hold both directions open without reading, like a hung process.
+                    tokio::time::sleep(Duration::from_secs(120)).await;
+                    drop((inbound, tx));
+                    return;
                 }
             }
         });
@@ -257,13 +268,19 @@ impl GrpcBot {
             .expect("bind the test bot");
         let addr = listener.local_addr().expect("bot address");
         let service = Service {
-            script,
+            script: script.clone(),
             shared: shared.clone(),
             start: Instant::now(),
         };
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let window = match script.misbehaviour {
+            Misbehaviour::Deaf => Some(16 * 1024),
+            _ => None,
+        };
         runtime.spawn(
             tonic::transport::Server::builder()
+                .initial_stream_window_size(window)
+                .initial_connection_window_size(window)
                 .add_service(pb::bot_service_server::BotServiceServer::new(service))
                 .serve_with_incoming(incoming),
         );

@@ -214,7 +214,7 @@ fn unreachable_bot_with_fallback_plays_the_prompt_then_hangs_up() {
         ),
     );
     // The fallback prompt lasts 4.9 s; the BYE must come after it and soon.
-    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 12.0, None);
+    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 8.0, None);
     let why = summarize(&r);
     assert!(
         r.voiced_ms_between(0.0, 6000.0) >= 2500.0,
@@ -260,7 +260,7 @@ fn bot_killed_mid_call_falls_back_to_the_prompt_and_hangs_up() {
             bot.kill();
         })
     };
-    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 14.0, None);
+    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 10.0, None);
     let _ = killer.join();
     let why = summarize(&r);
     assert!(
@@ -390,7 +390,7 @@ fn example_bot_is_interrupted_and_replies(name: &str, program: &std::path::Path,
     let bot = grpcbot::BotProcess::start(&run, name, program, args)
         .unwrap_or_else(|e| panic!("example bot: {e}"));
     let mut gw = Gateway::start(&run, &grpc_overrides(&bot.endpoint, &[]));
-    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 16.0, Some((&speech, 3.0)));
+    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 13.0, Some((&speech, 3.0)));
     let why = summarize(&r);
     let onset = r
         .speech_onset_ms
@@ -438,7 +438,7 @@ fn example_bot_is_interrupted_and_replies(name: &str, program: &std::path::Path,
         .speech_end_ms
         .unwrap_or_else(|| panic!("no speech end: {why}"));
     assert!(
-        r.voiced_ms_between(speech_end, 16_000.0) >= 1000.0,
+        r.voiced_ms_between(speech_end, 13_000.0) >= 1000.0,
         "reply not heard: {why}"
     );
     gw.assert_healthy();
@@ -534,5 +534,39 @@ fn unreachable_bot_with_fallback_transfer_refers_the_caller_after_the_prompt() {
         r.voiced_ms_between(0.0, 5500.0) >= 2500.0,
         "fallback prompt not heard: {why}"
     );
+    gw.assert_healthy();
+}
+
+/// A bot that hangs (keeps its stream open but stops reading) is a failure like a dead one:
+/// after `bot.stall_timeout_ms` without reading, `on_failure = "reject"` ends the call with BYE.
+#[test]
+fn hung_bot_is_detected_as_stalled_and_the_call_ended() {
+    let run = TestRun::new("bot_grpc-stalled");
+    let bot = GrpcBot::start(Script {
+        prompt: Some(tone_prompt("prompt", 440.0, 1000, 8000)),
+        misbehaviour: Misbehaviour::Deaf,
+        ..Default::default()
+    });
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(
+        &run,
+        &grpc_overrides(
+            &endpoint,
+            &[
+                ("bot.stall_timeout_ms", "1000"),
+                ("bot.on_failure", "reject"),
+            ],
+        ),
+    );
+    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 8.0, None);
+    let why = summarize(&r);
+    let last = r.last_rx_ms.unwrap_or(0.0);
+    assert!(
+        (1500.0..=7000.0).contains(&last),
+        "BYE not after the stall: {why}"
+    );
+    let log = gw.log_tail(300);
+    assert!(log.contains("Stalled"), "{}", gw.log_tail(40));
+    println!("hung bot: gateway hung up {last:.0} ms into the call");
     gw.assert_healthy();
 }
