@@ -248,6 +248,7 @@ pub fn tone(freq: f64, ms: u32, rate: u32) -> Vec<i16> {
 }
 
 pub struct GrpcBot {
+    scheme: &'static str,
     addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
     /// Behind a mutex so another thread can `kill()` the bot in the middle of a call.
@@ -255,8 +256,21 @@ pub struct GrpcBot {
 }
 
 impl GrpcBot {
-    /// Starts the bot on 127.0.0.1 (a free port).
+    /// Starts the bot on 127.0.0.1 (a free port), plaintext HTTP/2.
     pub fn start(script: Script) -> GrpcBot {
+        GrpcBot::start_with(script, None)
+    }
+
+    /// Starts the bot with TLS: `identity` = (certificate chain PEM, private key PEM).
+    pub fn start_tls(script: Script, cert_pem: &str, key_pem: &str) -> GrpcBot {
+        GrpcBot::start_with(
+            script,
+            Some(tonic::transport::Identity::from_pem(cert_pem, key_pem)),
+        )
+    }
+
+    fn start_with(script: Script, tls: Option<tonic::transport::Identity>) -> GrpcBot {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -277,23 +291,30 @@ impl GrpcBot {
             Misbehaviour::Deaf => Some(16 * 1024),
             _ => None,
         };
+        let mut builder = tonic::transport::Server::builder()
+            .initial_stream_window_size(window)
+            .initial_connection_window_size(window);
+        if let Some(identity) = tls {
+            builder = builder
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .expect("test bot TLS config");
+        }
         runtime.spawn(
-            tonic::transport::Server::builder()
-                .initial_stream_window_size(window)
-                .initial_connection_window_size(window)
+            builder
                 .add_service(pb::bot_service_server::BotServiceServer::new(service))
                 .serve_with_incoming(incoming),
         );
         GrpcBot {
+            scheme,
             addr,
             shared,
             runtime: Mutex::new(Some(runtime)),
         }
     }
 
-    /// `http://127.0.0.1:PORT`, for `bot.grpc.endpoint`.
+    /// `http://127.0.0.1:PORT` (or `https://`), for `bot.grpc.endpoint`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Stops the server at once: every connection is dropped, like a crashed bot.

@@ -570,3 +570,55 @@ fn hung_bot_is_detected_as_stalled_and_the_call_ended() {
     println!("hung bot: gateway hung up {last:.0} ms into the call");
     gw.assert_healthy();
 }
+
+/// `https://` endpoint: the gateway reaches the bot over TLS, trusting the private CA given
+/// in `bot.grpc.tls_ca`; the bot's audio reaches the caller. Without the CA the handshake
+/// fails, and the call is refused with 503.
+#[test]
+fn tls_endpoint_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let run = TestRun::new("bot_grpc-tls");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("server params")
+        .signed_by(&key, &ca)
+        .expect("server certificate");
+    let ca_path = run.path("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).expect("write ca.pem");
+    let bot = GrpcBot::start_tls(
+        Script {
+            prompt: Some(tone_prompt("prompt", 440.0, 2000, 8000)),
+            ..Default::default()
+        },
+        &cert.pem(),
+        &key.serialize_pem(),
+    );
+    let endpoint = bot.endpoint();
+    assert!(endpoint.starts_with("https://"));
+    let ca_str = ca_path.display().to_string();
+    let mut gw = Gateway::start(
+        &run,
+        &grpc_overrides(&endpoint, &[("bot.grpc.tls_ca", &ca_str)]),
+    );
+    let (_sipp, r) = call_with_peer(&run, &gw, 3000, 3.5, "");
+    let why = summarize(&r);
+    assert!(
+        r.voiced_ms_between(0.0, 3000.0) >= 1500.0,
+        "bot audio over TLS not heard: {why}"
+    );
+    gw.assert_healthy();
+    drop(gw);
+
+    // The system trust store does not know the private CA: no call.
+    let run = TestRun::new("bot_grpc-tls_untrusted");
+    let mut gw = Gateway::start(&run, &grpc_overrides(&endpoint, &[]));
+    let sipp = Sipp::new(&run, "uac_expect_503.xml", gw.sip_addr())
+        .timeout(Duration::from_secs(15))
+        .run();
+    expect_success(&sipp, &gw);
+    gw.assert_healthy();
+}
