@@ -36,6 +36,10 @@ const FULL_SCALE_POWER: f32 = 32768.0 * 32768.0;
 const NEAR_FLOOR_POWER: f32 = FULL_SCALE_POWER * 1e-6;
 /// Per-frame rise of the inbound noise floor tracker (≈ +1.1 dB/s at 50 frames/s).
 const NOISE_FLOOR_RISE: f32 = 1.005;
+/// Smallest step scale line noise can impose (the filter must still track path changes).
+const MIN_NOISE_STEP: f32 = 0.05;
+/// Mean noise power ÷ its tracked minimum.
+const MIN_STATISTICS_BIAS: f32 = 2.0;
 /// Level comparison for the near-end detector: an echo path loses at least 6 dB (G.168), so
 /// near-end power above the far-end power minus 3 dB cannot be echo alone.
 const NEAR_END_RATIO: f32 = 0.5;
@@ -265,8 +269,9 @@ impl EchoCanceller {
             }
             self.read_aligned_block();
 
-            let step_scale =
-                self.adaptation_control(&mut near_end_in_frame, &mut suspicious_in_frame);
+            let step_scale = self
+                .adaptation_control(&mut near_end_in_frame, &mut suspicious_in_frame)
+                * self.noise_step_factor();
             let report = self.filter.process_block(
                 &self.aligned_block,
                 &self.near_block,
@@ -311,6 +316,7 @@ impl EchoCanceller {
         // taken out of both sides: it passes the canceller untouched, and counted as echo it
         // would cap the ERLE near the echo-to-noise ratio (a noisy line never "converges").
         let floor = self.track_noise_floor(near_power);
+        self.filter.set_noise_power(MIN_STATISTICS_BIAS * floor);
         let echo_in = near_power - floor;
         self.update_erle(
             far_active && !near_end_in_frame && echo_in > floor,
@@ -553,6 +559,20 @@ impl EchoCanceller {
         let lag = self.window_start + onset;
         self.place_window(lag, true);
         self.filter_delay = Some(lag);
+    }
+
+    /// Step scale for line noise (a variable step size NLMS): the fraction of the output
+    /// that is still residual echo, not noise. A full step in noise makes the filter chase
+    /// the noise and caps the cancellation near the echo-to-noise ratio; as the residual
+    /// sinks into the noise the step shrinks and the filter settles. 1 on a quiet line.
+    fn noise_step_factor(&self) -> f32 {
+        if self.noise_floor <= NEAR_FLOOR_POWER || self.last_out_power <= 0.0 {
+            return 1.0;
+        }
+        // A minimum tracker sits below the noise's mean (≈ 3 dB for 20 ms frames).
+        let noise = MIN_STATISTICS_BIAS * self.noise_floor;
+        let residual = (self.last_out_power - noise).max(0.0);
+        (residual / self.last_out_power).clamp(MIN_NOISE_STEP, 1.0)
     }
 
     /// Minimum-statistics floor of the inbound power: falls at once, rises ≈ 1 dB/s, so it

@@ -49,6 +49,9 @@ const VAR_LONG_UPDATE: f64 = 0.25;
 const VAR_BACKTRACK: f64 = 4.0;
 /// Blocks per two-path decision (20 ms).
 const DECISION_BLOCKS: u32 = 5;
+/// Share of the foreground error the two-path test always counts, however much of it the
+/// noise estimate claims (a wrong noise estimate must not make every copy look significant).
+const MIN_NET_ERROR_SHARE: f64 = 0.05;
 /// Prior: the step weight falls 10× over this many partitions after the onset (16 ms, the
 /// longest dispersion of the G.168 echo-path models)…
 const PRIOR_DECAY_PARTITIONS: f32 = 4.0;
@@ -116,6 +119,8 @@ pub(crate) struct BlockFilter {
     /// Σ fg error², Σ bg error², Σ (fg − bg)² since the last two-path decision.
     decision_sums: [f64; 3],
     decision_blocks: u32,
+    /// Line-noise power per sample (0 on a quiet line), see [`Self::set_noise_power`].
+    noise_power: f64,
     /// Partition whose circular-convolution part is removed next in the rotation.
     constrain_next: usize,
     divergent_blocks: u32,
@@ -155,6 +160,7 @@ impl BlockFilter {
             diff_var_short: 0.0,
             diff_var_long: 0.0,
             decision_sums: [0.0; 3],
+            noise_power: 0.0,
             decision_blocks: 0,
             constrain_next: 0,
             divergent_blocks: 0,
@@ -392,6 +398,17 @@ impl BlockFilter {
         report
     }
 
+    /// Tells the filter how much stationary line noise the near end carries (power per
+    /// sample, mean not minimum). Noise is in every error energy and hides the difference
+    /// between the paths.
+    pub(crate) fn set_noise_power(&mut self, power: f32) {
+        self.noise_power = if power.is_finite() {
+            f64::from(power.max(0.0))
+        } else {
+            0.0
+        };
+    }
+
     /// Accumulates a 20 ms decision window and returns (background significantly better,
     /// background significantly worse) at its end (Speex's two-path test).
     fn two_path_decision(&mut self, sff: f64, see: f64, dbf: f64) -> (bool, bool) {
@@ -404,9 +421,14 @@ impl BlockFilter {
         }
         let [sff, see, dbf] = self.decision_sums;
         self.decision_sums = [0.0; 3];
+        // The test weighs the energy difference against the foreground error. Line noise is
+        // in that error but not in the difference, so on a noisy line an unconverged
+        // foreground could never be replaced: count only what is above the noise.
+        let noise = self.noise_power * (BLOCK as f64) * f64::from(DECISION_BLOCKS);
+        let sff_net = (sff - noise).max(MIN_NET_ERROR_SHARE * sff);
         self.decision_blocks = 0;
         let diff = sff - see;
-        let variance = sff * dbf;
+        let variance = sff_net * dbf;
         self.diff_avg_short = 0.6 * self.diff_avg_short + 0.4 * diff;
         self.diff_avg_long = 0.85 * self.diff_avg_long + 0.15 * diff;
         self.diff_var_short = VAR_SHORT_SMOOTH * self.diff_var_short + 0.16 * variance;
