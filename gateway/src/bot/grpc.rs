@@ -21,7 +21,7 @@ use super::grpc_audio::{self, Encoding, Upsampler2};
 use super::link::{self, BotEnd, BotLink, CallerAudio};
 use super::text::{self, WordTime};
 use super::{BargeInUpdate, BotCommand, BotEvent, CallInfo, CommandErrorKind, Truncation};
-use crate::config::BotConfig;
+use crate::config::{BotConfig, GrpcBotConfig};
 
 #[allow(clippy::all, clippy::pedantic)]
 pub mod pb {
@@ -91,40 +91,15 @@ async fn open(
         .map_err(|_| "bot stream queue unusable".to_string())?;
     let mut request = tonic::Request::new(ReceiverStream::new(out_rx));
     let md = request.metadata_mut();
-    for (name, value) in &g.metadata {
-        // Validated at start; a failure here is skipped rather than failing the call.
+    for (name, value) in request_metadata(g, info) {
+        // Validated at start (names) or taken from SIP (values: a value that is not valid
+        // ASCII metadata is left out rather than failing the call).
         if let (Ok(k), Ok(v)) = (
             name.parse::<tonic::metadata::MetadataKey<_>>(),
             value.parse(),
         ) {
             md.insert(k, v);
         }
-    }
-    for wanted in &g.metadata_headers {
-        let value = info
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(wanted))
-            .map(|(_, v)| v.as_str())
-            .or_else(|| {
-                wanted
-                    .eq_ignore_ascii_case("P-Asserted-Identity")
-                    .then_some(info.p_asserted_identity.as_deref())
-                    .flatten()
-            });
-        if let (Some(value), Ok(k)) = (
-            value,
-            wanted
-                .to_ascii_lowercase()
-                .parse::<tonic::metadata::MetadataKey<_>>(),
-        ) {
-            if let Ok(v) = value.parse() {
-                md.insert(k, v);
-            }
-        }
-    }
-    if let Ok(v) = info.call_id.parse() {
-        md.insert("x-bargein-call-id", v);
     }
     let response = client
         .call(request)
@@ -136,6 +111,39 @@ async fn open(
     let stall = Duration::from_millis(cfg.stall_timeout_ms);
     tokio::spawn(run_link(end, out_tx, inbound, state, stall).in_current_span());
     Ok(link)
+}
+
+/// The call's request metadata: `bot.grpc.metadata`, the INVITE headers named in
+/// `bot.grpc.metadata_headers` (lower-cased names; absent headers are left out), and
+/// `x-bargein-call-id`.
+fn request_metadata(g: &GrpcBotConfig, info: &CallInfo) -> Vec<(String, String)> {
+    let mut md: Vec<(String, String)> = g
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for wanted in &g.metadata_headers {
+        // PAI and Diversion are kept apart from the other headers in CallInfo.
+        let value = info
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(wanted))
+            .map(|(_, v)| v.as_str())
+            .or_else(|| {
+                if wanted.eq_ignore_ascii_case("P-Asserted-Identity") {
+                    info.p_asserted_identity.as_deref()
+                } else if wanted.eq_ignore_ascii_case("Diversion") {
+                    info.diversion.first().map(String::as_str)
+                } else {
+                    None
+                }
+            });
+        if let Some(value) = value {
+            md.push((wanted.to_ascii_lowercase(), value.to_string()));
+        }
+    }
+    md.push(("x-bargein-call-id".into(), info.call_id.clone()));
+    md
 }
 
 fn message(msg: Out, call_time_ms: u64) -> pb::GatewayMessage {

@@ -248,3 +248,41 @@ fn caller_audio_at_16k_doubles_the_samples() {
     };
     assert_eq!(&a.pcm[..2], &(-2i16).to_le_bytes());
 }
+
+#[test]
+fn request_metadata_from_config_and_sip_headers() {
+    let g = GrpcBotConfig {
+        endpoint: "http://127.0.0.1:1".into(),
+        audio_rate: 8000,
+        tls_ca: String::new(),
+        metadata: [("authorization".to_string(), "Bearer x".to_string())]
+            .into_iter()
+            .collect(),
+        metadata_headers: vec![
+            "X-Tenant".into(),
+            "P-Asserted-Identity".into(),
+            "Diversion".into(),
+            "X-Absent".into(),
+        ],
+    };
+    let info = CallInfo {
+        call_id: "abc@host".into(),
+        p_asserted_identity: Some("<sip:+15551234@carrier>".into()),
+        diversion: vec!["<sip:100@pbx>;reason=busy".into()],
+        headers: vec![("x-tenant".into(), "acme".into())],
+        ..Default::default()
+    };
+    assert_eq!(
+        request_metadata(&g, &info),
+        vec![
+            ("authorization".to_string(), "Bearer x".to_string()),
+            ("x-tenant".into(), "acme".into()),
+            (
+                "p-asserted-identity".into(),
+                "<sip:+15551234@carrier>".into()
+            ),
+            ("diversion".into(), "<sip:100@pbx>;reason=busy".into()),
+            ("x-bargein-call-id".into(), "abc@host".into()),
+        ]
+    );
+}
