@@ -112,6 +112,9 @@ pub struct Script {
     pub misbehaviour: Misbehaviour,
     /// Once the prompt has played, ask the gateway to transfer the caller here (`sip:` URI).
     pub transfer_to: Option<String>,
+    /// At call start switch this call to `bot_decides` (UpdateBargeIn), then answer every
+    /// decision request with ConfirmBargeIn (`true`) or RejectBargeIn (`false`).
+    pub bot_decides: Option<bool>,
 }
 
 /// A message from the gateway and when it arrived (since the bot started).
@@ -201,6 +204,14 @@ fn react(script: &Script, msg: &GwMsg, replied: &mut bool) -> Vec<pb::BotMessage
             if let Misbehaviour::Garbage = script.misbehaviour {
                 out.extend(garbage());
             }
+            if script.bot_decides.is_some() {
+                out.push(pb::BotMessage {
+                    msg: Some(BotMsg::UpdateBargeIn(pb::UpdateBargeIn {
+                        mode: Some("bot_decides".into()),
+                        ..Default::default()
+                    })),
+                });
+            }
             out.extend(script.prompt.as_ref().map(Prompt::message));
             if let Misbehaviour::Flood { chunks, chunk_ms } = script.misbehaviour {
                 for i in 0..chunks {
@@ -209,6 +220,14 @@ fn react(script: &Script, msg: &GwMsg, replied: &mut bool) -> Vec<pb::BotMessage
                     out.push(play_message(&format!("flood-{i}"), audio, 8000, "", &[]));
                 }
             }
+        }
+        GwMsg::BargeIn(b) if b.decision_requested => {
+            let msg = match script.bot_decides {
+                Some(true) => BotMsg::ConfirmBargeIn(pb::ConfirmBargeIn {}),
+                Some(false) => BotMsg::RejectBargeIn(pb::RejectBargeIn {}),
+                None => return out,
+            };
+            out.push(pb::BotMessage { msg: Some(msg) });
         }
         // "Let me transfer you": once the prompt has played.
         GwMsg::PlaybackFinished(p) if p.playback_id == "prompt" => {

@@ -29,6 +29,11 @@ fn tone_prompt(id: &str, freq: f64, ms: u32, rate: u32) -> Prompt {
     }
 }
 
+/// The gateway's whole log so far (tails can miss lines of a chatty debug log).
+fn full_log(gw: &Gateway) -> String {
+    std::fs::read_to_string(gw.stderr_path()).unwrap_or_default()
+}
+
 fn rms_pcm16(pcm: &[u8]) -> f64 {
     let n = pcm.len() / 2;
     let sum: f64 = pcm
@@ -87,7 +92,7 @@ fn audio_both_ways_and_barge_in_reports_what_the_caller_heard() {
         panic!("first message is not CallStarted: {:?}", got.first())
     };
     assert!(
-        !start.call_id.is_empty() && gw.log_tail(400).contains(&start.call_id),
+        !start.call_id.is_empty() && full_log(&gw).contains(&start.call_id),
         "Call-ID {:?} is not the call's",
         start.call_id
     );
@@ -191,7 +196,7 @@ fn unreachable_bot_is_refused_with_503() {
         .run();
     expect_success(&sipp, &gw);
     assert!(
-        gw.log_tail(200).contains("bot unreachable"),
+        full_log(&gw).contains("bot unreachable"),
         "{}",
         gw.log_tail(40)
     );
@@ -275,11 +280,7 @@ fn bot_killed_mid_call_falls_back_to_the_prompt_and_hangs_up() {
         r.voiced_ms_between(2300.0, 9000.0) >= 2500.0,
         "fallback prompt not heard after the kill: {why}"
     );
-    assert!(
-        gw.log_tail(300).contains("bot failed"),
-        "{}",
-        gw.log_tail(40)
-    );
+    assert!(full_log(&gw).contains("bot failed"), "{}", gw.log_tail(40));
     gw.assert_healthy();
 }
 
@@ -316,7 +317,7 @@ fn malformed_bot_messages_are_counted_and_the_call_goes_on() {
         r.voiced_ms_between(0.0, 3000.0) >= 1500.0,
         "valid prompt not heard: {why}"
     );
-    let log = gw.log_tail(400);
+    let log = full_log(&gw);
     assert!(
         log.contains("malformed bot message ignored"),
         "{}",
@@ -565,7 +566,7 @@ fn hung_bot_is_detected_as_stalled_and_the_call_ended() {
         (1500.0..=7000.0).contains(&last),
         "BYE not after the stall: {why}"
     );
-    let log = gw.log_tail(300);
+    let log = full_log(&gw);
     assert!(log.contains("Stalled"), "{}", gw.log_tail(40));
     println!("hung bot: gateway hung up {last:.0} ms into the call");
     gw.assert_healthy();
@@ -620,5 +621,60 @@ fn tls_endpoint_with_a_private_ca() {
         .timeout(Duration::from_secs(15))
         .run();
     expect_success(&sipp, &gw);
+    gw.assert_healthy();
+}
+
+/// The bot switches its call to `bot_decides` (UpdateBargeIn) and rejects every barge-in the
+/// gateway asks it about: the prompt pauses on the caller's speech, resumes where it paused
+/// (BargeInCancelled), is never cut, and plays in full.
+#[test]
+fn bot_decides_rejects_and_the_prompt_resumes() {
+    let run = TestRun::new("bot_grpc-bot_decides_reject");
+    let speech = run.caller_speech();
+    let bot = GrpcBot::start(Script {
+        prompt: Some(tone_prompt("prompt", 440.0, 6000, 8000)),
+        bot_decides: Some(false),
+        ..Default::default()
+    });
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(&run, &grpc_overrides(&endpoint, &[]));
+    let peer_args = format!("--send {} --send-at 2", speech.display());
+    let (_sipp, r) = call_with_peer(&run, &gw, 9000, 9.5, &peer_args);
+    let why = summarize(&r);
+    assert!(bot.wait_for(0, Duration::from_secs(3), |m| matches!(
+        m,
+        Msg::CallEnded(_)
+    )));
+    let got = bot.received(0);
+    let asked = got
+        .iter()
+        .filter(|r| matches!(&r.msg, Msg::BargeIn(b) if b.decision_requested))
+        .count();
+    let cancelled = got
+        .iter()
+        .filter(|r| matches!(r.msg, Msg::BargeInCancelled(_)))
+        .count();
+    let cut = got
+        .iter()
+        .any(|r| matches!(&r.msg, Msg::BargeIn(b) if !b.tentative));
+    assert!(asked >= 1, "no decision asked of the bot: {why}");
+    assert!(
+        cancelled >= 1,
+        "no BargeInCancelled after the rejection: {why}"
+    );
+    assert!(!cut, "a rejected barge-in must not cut the prompt: {why}");
+    assert!(got
+        .iter()
+        .any(|r| matches!(&r.msg, Msg::PlaybackFinished(p) if p.playback_id == "prompt")));
+    // The whole 6 s prompt reached the caller (paused, not dropped).
+    assert!(
+        r.voiced_ms_between(0.0, 9000.0) >= 5800.0,
+        "prompt not played in full: {why}"
+    );
+    assert!(
+        full_log(&gw).contains("barge-in settings changed by the bot"),
+        "{}",
+        gw.log_tail(40)
+    );
     gw.assert_healthy();
 }
