@@ -320,8 +320,11 @@ impl BargeInPolicy {
         } else {
             self.cfg.threshold
         };
+        // A masked chunk says nothing about the caller either way (it may hide the gap
+        // between two of their syllables under our echo): neutral, never speech, never
+        // the silence that would end their candidate.
         let class = if self.cfg.echo_gate && obs.echo_masked {
-            classify(0.0, threshold)
+            ChunkClass::Between
         } else {
             classify(obs.probability, threshold)
         };

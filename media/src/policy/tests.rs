@@ -590,6 +590,25 @@ fn echo_before_the_canceller_converges_never_barges_in() {
 }
 
 #[test]
+fn a_caller_whose_syllable_gaps_are_masked_by_echo_still_barges_in() {
+    let mut sim = Sim::new(PolicyConfig::default());
+    sim.play(5000, true);
+    sim.feed(320, SILENCE);
+    let mut actions = Vec::new();
+    // Syllables louder than the echo (unmasked), gaps of 128 ms hidden under our echo: a
+    // masked chunk is no evidence of silence, so the candidate lives on.
+    for _ in 0..4 {
+        actions.extend(sim.feed_echo(64, 0.99, true, false));
+        actions.extend(sim.feed_echo(128, 0.99, true, true));
+    }
+    assert!(
+        actions.iter().any(|(_, a)| *a == Truncate),
+        "no barge-in: {actions:?}"
+    );
+    assert_eq!(sim.policy.counters().barge_ins, 1);
+}
+
+#[test]
 fn without_the_echo_gate_masked_chunks_count_as_speech() {
     let mut sim = Sim::new(PolicyConfig {
         echo_gate: false,
