@@ -43,6 +43,12 @@ pub enum SipCommand {
         call: CallHandle,
         target: String,
     },
+    /// In-dialog INFO (the bot's DTMF).
+    Info {
+        call: CallHandle,
+        content_type: String,
+        body: String,
+    },
     /// The call task has finished; forget its channel.
     Finished {
         call: CallHandle,
@@ -146,6 +152,11 @@ fn apply_command(
         SipCommand::Reject { call, code, reason } => ua.reject(now, call, code, &reason),
         SipCommand::Hangup { call } => ua.hangup(now, call),
         SipCommand::RespondReinvite { call, result } => ua.respond_reinvite(now, call, result),
+        SipCommand::Info {
+            call,
+            content_type,
+            body,
+        } => ua.send_info(now, call, &content_type, &body),
         SipCommand::Refer { call, target } => {
             let result = ua.refer(now, call, &target);
             if result.is_err() {

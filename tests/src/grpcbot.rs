@@ -115,6 +115,8 @@ pub struct Script {
     /// At call start switch this call to `bot_decides` (UpdateBargeIn), then answer every
     /// decision request with ConfirmBargeIn (`true`) or RejectBargeIn (`false`).
     pub bot_decides: Option<bool>,
+    /// Once the prompt has played, send these key presses (SendDtmf).
+    pub dtmf: Option<String>,
 }
 
 /// A message from the gateway and when it arrived (since the bot started).
@@ -231,6 +233,14 @@ fn react(script: &Script, msg: &GwMsg, replied: &mut bool) -> Vec<pb::BotMessage
         }
         // "Let me transfer you": once the prompt has played.
         GwMsg::PlaybackFinished(p) if p.playback_id == "prompt" => {
+            if let Some(digits) = &script.dtmf {
+                out.push(pb::BotMessage {
+                    msg: Some(BotMsg::SendDtmf(pb::SendDtmf {
+                        digits: digits.clone(),
+                        duration_ms: 200,
+                    })),
+                });
+            }
             if let Some(target) = &script.transfer_to {
                 out.push(pb::BotMessage {
                     msg: Some(BotMsg::Transfer(pb::Transfer {

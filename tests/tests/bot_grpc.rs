@@ -678,3 +678,23 @@ fn bot_decides_rejects_and_the_prompt_resumes() {
     );
     gw.assert_healthy();
 }
+
+/// The bot's SendDtmf reaches the caller's side as SIP INFO application/dtmf-relay, one
+/// per digit in order, with the requested duration (SIPp checks the bodies).
+#[test]
+fn bot_dtmf_goes_out_as_sip_info() {
+    let run = TestRun::new("bot_grpc-dtmf_info");
+    let bot = GrpcBot::start(Script {
+        prompt: Some(tone_prompt("prompt", 440.0, 500, 8000)),
+        dtmf: Some("1#".into()),
+        ..Default::default()
+    });
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(&run, &grpc_overrides(&endpoint, &[]));
+    let sipp = Sipp::new(&run, "uac_info_dtmf.xml", gw.sip_addr())
+        .peer_args("--duration 3")
+        .timeout(Duration::from_secs(20))
+        .run();
+    expect_success(&sipp, &gw);
+    gw.assert_healthy();
+}

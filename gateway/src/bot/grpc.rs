@@ -496,6 +496,29 @@ impl Translator {
                 }
                 BotCommand::Transfer { target: t.target }
             }
+            Msg::SendDtmf(d) => {
+                let valid = |c: char| c.is_ascii_digit() || "*#ABCD".contains(c);
+                if d.digits.is_empty() || d.digits.len() > 32 || !d.digits.chars().all(valid) {
+                    return Err(malformed(
+                        format!("SendDtmf digits `{}`: 1 to 32 of 0-9 * # A-D", d.digits),
+                        None,
+                    ));
+                }
+                let duration_ms = match d.duration_ms {
+                    0 => 160,
+                    ms @ 40..=2000 => ms,
+                    other => {
+                        return Err(malformed(
+                            format!("SendDtmf duration_ms {other}: 40..=2000 (or 0)"),
+                            None,
+                        ))
+                    }
+                };
+                BotCommand::SendDtmf {
+                    digits: d.digits,
+                    duration_ms,
+                }
+            }
             Msg::Hangup(_) => BotCommand::Hangup,
         }))
     }

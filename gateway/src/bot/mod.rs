@@ -110,6 +110,8 @@ pub enum BotCommand {
     UpdateBargeIn(BargeInUpdate),
     /// Transfer the caller (SIP REFER with this Refer-To URI).
     Transfer { target: String },
+    /// Key presses toward the caller's side (SIP INFO application/dtmf-relay, one per digit).
+    SendDtmf { digits: String, duration_ms: u32 },
     /// Hang up (BYE from the gateway).
     Hangup,
 }

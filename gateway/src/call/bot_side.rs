@@ -325,6 +325,21 @@ impl<'a> BotSide<'a> {
                 self.transfer = Some(TransferBy::Bot);
                 send(ctx, SipCommand::Refer { call, target }).await;
             }
+            BotCommand::SendDtmf {
+                digits,
+                duration_ms,
+            } => {
+                info!(%digits, "bot sends DTMF (SIP INFO)");
+                for digit in digits.chars() {
+                    let body = format!("Signal={digit}\r\nDuration={duration_ms}\r\n");
+                    let info = SipCommand::Info {
+                        call,
+                        content_type: "application/dtmf-relay".into(),
+                        body,
+                    };
+                    send(ctx, info).await;
+                }
+            }
             BotCommand::Hangup => self.hangup(ctx, call).await,
         }
     }

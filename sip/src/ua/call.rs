@@ -153,6 +153,22 @@ impl UserAgent {
         Ok(())
     }
 
+    pub(super) fn info_call(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        content_type: &str,
+        body: &str,
+    ) -> Result<(), UaError> {
+        let call = self.calls.get(&handle).ok_or(UaError::UnknownCall)?;
+        if call.phase != Phase::Established || call.awaiting_ack.is_some() {
+            return Err(UaError::InvalidState("INFO needs a confirmed call"));
+        }
+        let body = Some((content_type, body.as_bytes().to_vec()));
+        self.send_in_dialog(now, handle, Method::Info, Vec::new(), body)?;
+        Ok(())
+    }
+
     /// A final response to our REFER (or its timeout, as 408).
     pub(super) fn on_refer_response(&mut self, handle: CallHandle, key: &TxKey, status: u16) {
         let Some(call) = self.calls.get_mut(&handle) else {

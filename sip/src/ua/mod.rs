@@ -384,6 +384,18 @@ impl UserAgent {
         self.refer_call(now, call, target)
     }
 
+    /// Sends an in-dialog INFO with this body (e.g. `application/dtmf-relay` key presses).
+    /// Its response is not reported: INFO carries no state.
+    pub fn send_info(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        content_type: &str,
+        body: &str,
+    ) -> Result<(), UaError> {
+        self.info_call(now, call, content_type, body)
+    }
+
     pub fn stats(&self) -> UaStats {
         let tx = self.layer.stats();
         UaStats {

@@ -174,6 +174,23 @@ fn commands_translate() {
             target: "sip:agent@pbx".into()
         }))
     );
+    assert_eq!(
+        t.bot_message(m(Msg::SendDtmf(pb::SendDtmf {
+            digits: "12#".into(),
+            duration_ms: 0,
+        }))),
+        Ok(Some(BotCommand::SendDtmf {
+            digits: "12#".into(),
+            duration_ms: 160
+        }))
+    );
+    for (digits, duration_ms) in [("", 0), ("1x", 0), ("1", 10), ("1", 5000)] {
+        let msg = m(Msg::SendDtmf(pb::SendDtmf {
+            digits: digits.into(),
+            duration_ms,
+        }));
+        assert!(t.bot_message(msg).is_err(), "{digits:?} {duration_ms}");
+    }
     let update = t
         .bot_message(m(Msg::UpdateBargeIn(pb::UpdateBargeIn {
             mode: Some("immediate".into()),

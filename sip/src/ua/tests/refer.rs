@@ -1,4 +1,5 @@
-//! REFER (RFC 3515): the bot's transfer of the caller, with the NOTIFY sipfrag progress.
+//! Requests we send inside a call: REFER (RFC 3515, the bot's transfer of the caller, with the
+//! NOTIFY sipfrag progress) and INFO (the bot's DTMF).
 
 use super::*;
 
@@ -198,4 +199,31 @@ fn sipfrag_status_lines() {
     assert_eq!(sipfrag_status(b"INVITE sip:a@b SIP/2.0\r\n"), None);
     assert_eq!(sipfrag_status(b"SIP/2.0 99 Nope\r\n"), None);
     assert_eq!(sipfrag_status(b""), None);
+}
+
+#[test]
+fn info_goes_out_in_the_dialog_with_its_body() {
+    let mut h = Harness::new();
+    let (call, _) = h.established("info-1");
+    h.sent();
+    h.ua.send_info(
+        h.now,
+        call,
+        "application/dtmf-relay",
+        "Signal=5\r\nDuration=160\r\n",
+    )
+    .unwrap();
+    let info = h.sent().remove(0);
+    assert_eq!(info.method().as_deref(), Some("INFO"));
+    assert!(info
+        .text
+        .starts_with("INFO sip:sipp@127.0.0.1:5061 SIP/2.0\r\n"));
+    assert_eq!(
+        info.header("Content-Type").as_deref(),
+        Some("application/dtmf-relay")
+    );
+    assert_eq!(info.body(), "Signal=5\r\nDuration=160\r\n");
+    h.send(&response_to(&info, "200 OK"));
+    assert!(h.events().is_empty(), "nothing to report");
+    assert_eq!(h.ua.stats().active_calls, 1);
 }
