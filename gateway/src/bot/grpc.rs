@@ -198,7 +198,11 @@ async fn run_link(
     let ended = loop {
         tokio::select! {
             ev = end.events.recv() => {
-                let Some(ev) = ev else { break Ended::CallOver };
+                // The call dropped its link without a CallEnded (it ended before its media
+                // started, e.g. CANCEL): the bot still gets its last message.
+                let ev = ev.unwrap_or_else(|| BotEvent::CallEnded {
+                    reason: "call ended before media".into(),
+                });
                 let last = matches!(ev, BotEvent::CallEnded { .. });
                 let mut stalled = false;
                 for msg in state.event(ev) {
