@@ -698,3 +698,44 @@ fn bot_dtmf_goes_out_as_sip_info() {
     expect_success(&sipp, &gw);
     gw.assert_healthy();
 }
+
+/// 30 concurrent calls, each with its own stream to one gRPC bot: every call reaches the bot
+/// (30 streams, each starting with CallStarted and carrying caller audio), every caller hears
+/// the bot's audio, and no outbound gap exceeds 40 ms.
+#[test]
+fn thirty_concurrent_grpc_calls() {
+    const CALLS: u32 = 30;
+    let run = TestRun::new("bot_grpc-thirty_concurrent");
+    let bot = GrpcBot::start(Script {
+        prompt: Some(tone_prompt("prompt", 440.0, 4000, 16_000)),
+        ..Default::default()
+    });
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(&run, &grpc_overrides(&endpoint, &[]));
+    let (_sipp, reports) = bargein_e2e::flows::concurrent_calls(&run, &gw, CALLS, 15, 5000);
+    assert_eq!(reports.len(), CALLS as usize);
+    let bad: Vec<String> = reports
+        .iter()
+        .filter(|r| r.gaps_over_40ms > 0 || r.voiced_ms_between(0.0, 5000.0) < 3500.0)
+        .map(summarize)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "calls without the bot's audio or with gaps:\n{}",
+        bad.join("\n")
+    );
+    assert_eq!(bot.calls(), CALLS as usize);
+    for n in 0..CALLS as usize {
+        let got = bot.received(n);
+        assert!(
+            matches!(got.first().map(|r| &r.msg), Some(Msg::CallStarted(_))),
+            "stream {n} did not start with CallStarted"
+        );
+        let frames = got
+            .iter()
+            .filter(|r| matches!(r.msg, Msg::CallerAudio(_)))
+            .count();
+        assert!(frames >= 200, "stream {n}: only {frames} caller frames");
+    }
+    gw.assert_healthy();
+}
