@@ -36,8 +36,9 @@ const OUT_QUEUE: usize = 64;
 /// After CallEnded, how long the bot gets to end its side before the stream is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// Process-wide count of malformed bot messages (also logged per call).
-pub static MALFORMED_MESSAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Largest bot message accepted: 10 minutes (the most `bot.max_buffered_s` allows) of 24 kHz
+/// PCM16 plus room for text.
+const MAX_MESSAGE_BYTES: usize = 600 * 24_000 * 2 + (1 << 20);
 
 /// Opens the call's stream: connect, send `CallStarted`, wait for the bot's response headers
 /// (the bot has accepted the call). Bounded by `bot.connect_timeout_ms`.
@@ -81,7 +82,10 @@ async fn open(
         .connect()
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", g.endpoint))?;
-    let mut client = pb::bot_service_client::BotServiceClient::new(channel);
+    // tonic's default 4 MiB would refuse a long Play (a minute of 24 kHz PCM is 2.9 MB) by
+    // killing the stream; the buffer bound, not the message size, is the limit that counts.
+    let mut client = pb::bot_service_client::BotServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let (out_tx, out_rx) = mpsc::channel::<pb::GatewayMessage>(OUT_QUEUE);
     // Queued before the call: some servers (grpcio) send their response headers only with
     // their first message, which a bot sends after it has seen CallStarted.
@@ -245,7 +249,6 @@ async fn run_link(
                     Ok(None) => {}
                     Err(problem) => {
                         state.malformed += 1;
-                        MALFORMED_MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         warn!(problem = %problem.message, "malformed bot message ignored");
                         let error = Out::Error(pb::Error {
                             code: pb::ErrorCode::Malformed as i32,
