@@ -383,7 +383,10 @@ async fn run_media(
         while let Some(ev) = session.poll_event() {
             log_media_event(&ev);
             fallback_finished |= bot.on_media_event(&ev);
-            if let Some(bot_event) = to_bot_event(ev) {
+            if let Some((timing, bot_event)) = to_bot_event(ev) {
+                if let Some(timing) = timing {
+                    bot.send_event(timing);
+                }
                 bot.send_event(bot_event);
             }
         }
@@ -428,24 +431,45 @@ fn reinvite(
     }
 }
 
-fn to_bot_event(ev: MediaEvent) -> Option<BotEvent> {
+/// The bot's view of a media event, preceded for barge-ins by their timing.
+fn to_bot_event(ev: MediaEvent) -> Option<(Option<BotEvent>, BotEvent)> {
+    let timing = |onset, dtmf| Some(BotEvent::BargeInTiming { onset, dtmf });
+    let (timing, event) = match ev {
+        MediaEvent::BargeIn {
+            truncated,
+            onset,
+            dtmf,
+            ..
+        } => (
+            timing(onset, dtmf),
+            BotEvent::BargeIn {
+                truncated: truncated
+                    .into_iter()
+                    .map(|t| Truncation {
+                        playback_id: t.playback_id,
+                        played_ms: t.played_ms,
+                        total_ms: t.total_ms,
+                    })
+                    .collect(),
+            },
+        ),
+        MediaEvent::TentativeBargeIn { onset, .. } => {
+            (timing(onset, false), BotEvent::BargeInTentative)
+        }
+        MediaEvent::DecisionRequested { onset, .. } => {
+            (timing(onset, false), BotEvent::BargeInDecisionRequested)
+        }
+        other => (None, plain_bot_event(other)?),
+    };
+    Some((timing, event))
+}
+
+fn plain_bot_event(ev: MediaEvent) -> Option<BotEvent> {
     Some(match ev {
         MediaEvent::Dtmf { digit } => BotEvent::Dtmf { digit },
         MediaEvent::SpeechStarted { .. } => BotEvent::SpeechStarted,
-        MediaEvent::BargeIn { truncated, .. } => BotEvent::BargeIn {
-            truncated: truncated
-                .into_iter()
-                .map(|t| Truncation {
-                    playback_id: t.playback_id,
-                    played_ms: t.played_ms,
-                    total_ms: t.total_ms,
-                })
-                .collect(),
-        },
         MediaEvent::TurnEnded { .. } => BotEvent::TurnEnded,
-        MediaEvent::TentativeBargeIn { .. } => BotEvent::BargeInTentative,
         MediaEvent::BargeInCancelled { .. } => BotEvent::BargeInCancelled,
-        MediaEvent::DecisionRequested { .. } => BotEvent::BargeInDecisionRequested,
         MediaEvent::PlaybackFinished { playback_id, .. } => {
             BotEvent::PlaybackFinished { playback_id }
         }
@@ -462,7 +486,11 @@ fn to_bot_event(ev: MediaEvent) -> Option<BotEvent> {
                 })
                 .collect(),
         },
-        MediaEvent::PlaybackStarted { .. }
+        // With their timing, in `to_bot_event`.
+        MediaEvent::BargeIn { .. }
+        | MediaEvent::TentativeBargeIn { .. }
+        | MediaEvent::DecisionRequested { .. }
+        | MediaEvent::PlaybackStarted { .. }
         | MediaEvent::SpeechDuringNonInterruptible { .. }
         | MediaEvent::FalseBargeIn { .. }
         | MediaEvent::PrematureCutoff { .. } => return None,

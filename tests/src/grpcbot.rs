@@ -123,6 +123,8 @@ pub struct Script {
 #[derive(Clone, Debug)]
 pub struct Received {
     pub at: Duration,
+    /// The gateway's `call_time_ms` stamp on the message.
+    pub call_time_ms: u64,
     pub msg: GwMsg,
 }
 
@@ -174,12 +176,14 @@ impl pb::bot_service_server::BotService for Service {
         tokio::spawn(async move {
             let mut replied = false;
             while let Some(Ok(m)) = inbound.next().await {
+                let call_time_ms = m.call_time_ms;
                 let Some(msg) = m.msg else { continue };
                 let deaf = matches!(msg, GwMsg::CallStarted(_))
                     && matches!(script.misbehaviour, Misbehaviour::Deaf);
                 let out = react(&script, &msg, &mut replied);
                 lock(&shared).calls[index].push(Received {
                     at: start.elapsed(),
+                    call_time_ms,
                     msg,
                 });
                 for o in out {

@@ -142,10 +142,10 @@ fn audio_both_ways_and_barge_in_reports_what_the_caller_heard() {
     );
     assert!(first_run[1] <= onset + 1000.0, "prompt not stopped: {why}");
 
-    let barge = got
+    let (barge, barge_sent_ms) = got
         .iter()
         .find_map(|r| match &r.msg {
-            Msg::BargeIn(b) if !b.tentative => Some(b.clone()),
+            Msg::BargeIn(b) if !b.tentative => Some((b.clone(), r.call_time_ms)),
             _ => None,
         })
         .unwrap_or_else(|| panic!("no confirmed BargeIn at the bot: {why}"));
@@ -155,6 +155,18 @@ fn audio_both_ways_and_barge_in_reports_what_the_caller_heard() {
         .find(|c| c.playback_id == "prompt")
         .unwrap_or_else(|| panic!("prompt not in the barge-in: {barge:?}"));
     assert_eq!(chunk.total_ms, 8000);
+    // The reported speech onset: the caller's (the stream opened a few ms before the peer
+    // started; the jitter buffer and VAD chunks add < 100 ms), before the confirmation.
+    assert!(!barge.dtmf);
+    let reported_onset = barge.speech_onset_ms as f64;
+    assert!(
+        (reported_onset - onset).abs() <= 250.0,
+        "speech_onset_ms {reported_onset} vs the caller's onset {onset:.0}: {why}"
+    );
+    assert!(
+        barge.speech_onset_ms < barge_sent_ms,
+        "{barge:?} sent at {barge_sent_ms}"
+    );
     let played = f64::from(chunk.played_ms);
     assert!(
         (played - heard_ms).abs() <= 60.0,
@@ -166,7 +178,8 @@ fn audio_both_ways_and_barge_in_reports_what_the_caller_heard() {
     assert_eq!(chunk.delivered_text, WORDS[..k].join(" "), "{chunk:?}");
     assert_eq!(chunk.remaining_text, WORDS[k..].join(" "), "{chunk:?}");
     println!(
-        "played_ms {} vs heard {heard_ms:.0} ms; delivered {:?}",
+        "played_ms {} vs heard {heard_ms:.0} ms; onset {reported_onset} vs {onset:.0} ms; \
+         delivered {:?}",
         chunk.played_ms, chunk.delivered_text
     );
 

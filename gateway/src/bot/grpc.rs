@@ -311,6 +311,9 @@ pub struct Translator {
     plays: VecDeque<PlayRecord>,
     /// Marks reached per playback id (reported as `marks_passed` if the chunk is cut later).
     marks: HashMap<String, Vec<String>>,
+    /// The timing of the barge-in being reported (`BotEvent::BargeInTiming`).
+    barge_onset_ms: u64,
+    barge_dtmf: bool,
     malformed: u64,
     audio_dropped: u64,
 }
@@ -322,6 +325,8 @@ impl Translator {
             upsampler: (audio_rate == 16000).then(Upsampler2::new),
             plays: VecDeque::new(),
             marks: HashMap::new(),
+            barge_onset_ms: 0,
+            barge_dtmf: false,
             malformed: 0,
             audio_dropped: 0,
         }
@@ -351,15 +356,24 @@ impl Translator {
 
     /// Gateway → bot. `CallStarted` was sent when the stream opened.
     pub fn event(&mut self, ev: BotEvent) -> Vec<pb::GatewayMessage> {
+        let (speech_onset_ms, dtmf) = (self.barge_onset_ms, self.barge_dtmf);
         let barge = |tentative, decision_requested, chunks| {
             Out::BargeIn(pb::BargeIn {
                 tentative,
                 decision_requested,
+                dtmf,
                 chunks,
+                speech_onset_ms,
             })
         };
         let out = match ev {
             BotEvent::CallStarted(_) => return Vec::new(),
+            BotEvent::BargeInTiming { onset, dtmf } => {
+                self.barge_onset_ms =
+                    onset.saturating_duration_since(self.start).as_millis() as u64;
+                self.barge_dtmf = dtmf;
+                return Vec::new();
+            }
             BotEvent::SpeechStarted => Out::SpeechStarted(pb::SpeechStarted {}),
             BotEvent::TurnEnded => Out::TurnEnded(pb::TurnEnded {}),
             BotEvent::BargeInTentative => barge(true, false, Vec::new()),

@@ -35,6 +35,13 @@ pub enum BotEvent {
     MarkReached { playback_id: String, mark: String },
     /// A DTMF key press (RFC 4733).
     Dtmf { digit: char },
+    /// Sent right before `BargeInTentative`, `BargeInDecisionRequested` and `BargeIn`: when
+    /// the caller's speech (or key press, `dtmf`) that caused it began. Bots that do not need
+    /// the time ignore it.
+    BargeInTiming {
+        onset: std::time::Instant,
+        dtmf: bool,
+    },
     /// The bot's `Clear` dropped these chunks (queued audio, not a barge-in).
     Cleared { truncated: Vec<Truncation> },
     /// A command could not be applied (e.g. audio over `bot.max_buffered_s`). The call goes on.

@@ -214,11 +214,17 @@ fn events_translate() {
     assert!(t
         .event(BotEvent::CallStarted(CallInfo::default()))
         .is_empty());
+    let onset = t.start + std::time::Duration::from_millis(1234);
+    assert!(t
+        .event(BotEvent::BargeInTiming { onset, dtmf: true })
+        .is_empty());
     assert!(matches!(
         only(t.event(BotEvent::BargeInDecisionRequested)),
         Out::BargeIn(pb::BargeIn {
             tentative: true,
             decision_requested: true,
+            dtmf: true,
+            speech_onset_ms: 1234,
             ..
         })
     ));
