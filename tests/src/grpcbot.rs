@@ -117,6 +117,8 @@ pub struct Script {
     pub bot_decides: Option<bool>,
     /// Once the prompt has played, send these key presses (SendDtmf).
     pub dtmf: Option<String>,
+    /// Refuse every call with this gRPC status (the bot is up but will not take calls).
+    pub refuse: Option<tonic::Code>,
 }
 
 /// A message from the gateway and when it arrived (since the bot started).
@@ -152,6 +154,9 @@ impl pb::bot_service_server::BotService for Service {
         &self,
         request: tonic::Request<tonic::Streaming<pb::GatewayMessage>>,
     ) -> Result<tonic::Response<BotStream>, tonic::Status> {
+        if let Some(code) = self.script.refuse {
+            return Err(tonic::Status::new(code, "test bot refuses calls"));
+        }
         let metadata = request
             .metadata()
             .iter()

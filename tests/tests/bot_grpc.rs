@@ -752,3 +752,53 @@ fn thirty_concurrent_grpc_calls() {
     }
     gw.assert_healthy();
 }
+
+/// Two more ways a bot can be unusable at call start, both refused with 503: the bot answers
+/// the call with a gRPC error status, or the endpoint accepts TCP but never speaks HTTP/2
+/// (refused after `bot.connect_timeout_ms`, not left ringing).
+#[test]
+fn refusing_or_silent_bots_get_503() {
+    let run = TestRun::new("bot_grpc-refusing_bot");
+    let bot = GrpcBot::start(Script {
+        refuse: Some(tonic::Code::Unavailable),
+        ..Default::default()
+    });
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(&run, &grpc_overrides(&endpoint, &[]));
+    let sipp = Sipp::new(&run, "uac_expect_503.xml", gw.sip_addr())
+        .timeout(Duration::from_secs(15))
+        .run();
+    expect_success(&sipp, &gw);
+    assert!(
+        full_log(&gw).contains("bot refused the call"),
+        "{}",
+        gw.log_tail(40)
+    );
+    gw.assert_healthy();
+    drop(gw);
+
+    // A listener nobody accepts from: the kernel completes the TCP handshake, then silence.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", silent.local_addr().expect("addr"));
+    let run = TestRun::new("bot_grpc-silent_endpoint");
+    let mut gw = Gateway::start(
+        &run,
+        &grpc_overrides(&endpoint, &[("bot.connect_timeout_ms", "500")]),
+    );
+    let started = std::time::Instant::now();
+    let sipp = Sipp::new(&run, "uac_expect_503.xml", gw.sip_addr())
+        .timeout(Duration::from_secs(15))
+        .run();
+    expect_success(&sipp, &gw);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "503 only after {took:?} (connect_timeout_ms = 500)"
+    );
+    assert!(
+        full_log(&gw).contains("did not accept the call within 500 ms"),
+        "{}",
+        gw.log_tail(40)
+    );
+    gw.assert_healthy();
+}
