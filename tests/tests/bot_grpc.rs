@@ -802,3 +802,21 @@ fn refusing_or_silent_bots_get_503() {
     );
     gw.assert_healthy();
 }
+
+/// The demo plays each prompt as one chunk: with `bot.max_buffered_s` below the prompt's
+/// length the call could only be silent, so it is refused (503) with the key in the log.
+#[test]
+fn demo_prompt_longer_than_the_buffer_bound_is_refused() {
+    let run = TestRun::new("bot_grpc-demo_over_buffer_bound");
+    let mut gw = Gateway::start(&run, &[("bot.max_buffered_s", "5")]);
+    let sipp = Sipp::new(&run, "uac_expect_503.xml", gw.sip_addr())
+        .timeout(Duration::from_secs(15))
+        .run();
+    expect_success(&sipp, &gw);
+    assert!(
+        full_log(&gw).contains("bot.max_buffered_s = 5 is too small"),
+        "{}",
+        gw.log_tail(40)
+    );
+    gw.assert_healthy();
+}

@@ -22,10 +22,22 @@ pub async fn connect(
     ctx: &ConnectContext<'_>,
 ) -> Result<BotLink, String> {
     match bot.kind.as_str() {
-        "demo" => Ok(link::spawn_local(Box::new(DemoBot::new(
-            ctx.demo_audio.clone(),
-            bot.demo.hangup_after_reply,
-        )))),
+        "demo" => {
+            // The demo plays each WAV as one chunk: one longer than the playout bound would
+            // be refused and the caller would hear nothing.
+            let longest = ctx.demo_audio.prompt.len().max(ctx.demo_audio.reply.len());
+            if longest > bot.max_buffered_s as usize * 8000 {
+                return Err(format!(
+                    "bot.demo prompts last up to {:.1} s: bot.max_buffered_s = {} is too small",
+                    longest as f64 / 8000.0,
+                    bot.max_buffered_s
+                ));
+            }
+            Ok(link::spawn_local(Box::new(DemoBot::new(
+                ctx.demo_audio.clone(),
+                bot.demo.hangup_after_reply,
+            ))))
+        }
         "grpc" => super::grpc::connect(bot, info, ctx.bargein_mode).await,
         "twilio" => super::twilio::connect(bot, info).await,
         other => Err(format!("unknown bot kind `{other}`")),
