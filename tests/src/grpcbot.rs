@@ -483,3 +483,28 @@ impl Drop for BotProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Gateway overrides for a gRPC bot at `endpoint`, plus `extra`.
+pub fn grpc_overrides<'a>(
+    endpoint: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut v = vec![("bot.kind", "grpc"), ("bot.grpc.endpoint", endpoint)];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// A [`tone`] prompt without text.
+pub fn tone_prompt(id: &str, freq: f64, ms: u32, rate: u32) -> Prompt {
+    Prompt {
+        playback_id: id.into(),
+        samples: tone(freq, ms, rate),
+        sample_rate: rate,
+        ..Default::default()
+    }
+}
+
+/// The gateway's whole log so far (tails can miss lines of a chatty debug log).
+pub fn full_log(gw: &crate::Gateway) -> String {
+    std::fs::read_to_string(gw.stderr_path()).unwrap_or_default()
+}
