@@ -1,9 +1,12 @@
 //! One call: SIP dialog events + media session + bot, in one task.
 //!
-//! The task negotiates SDP, binds the RTP/RTCP pair, waits for the ACK, then runs the media
-//! loop: RTP in, a tick at each absolute 20 ms deadline (one caller frame to the VAD, one
-//! outbound packet), VAD results in, dialog events in. The bot's commands are applied to
-//! the media session; media events go to the bot.
+//! The task negotiates SDP, binds the RTP/RTCP pair and connects the call's bot (its own
+//! `BotConfig`: the global `[bot]` or a route's) before it answers, so an unreachable bot can
+//! still be refused with 503. Then it waits for the ACK and runs the media loop: RTP in, a
+//! tick at each absolute 20 ms deadline (one caller frame to the VAD and the bot, one
+//! outbound packet), VAD results in, dialog events in. The bot's commands are applied to the
+//! media session; media events go to the bot; a failed bot gets `bot.on_failure`
+//! (`bot_side.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
