@@ -564,5 +564,12 @@ fn thirty_concurrent_grpc_calls() {
             .count();
         assert!(frames >= 200, "stream {n}: only {frames} caller frames");
     }
+    // A figure, not a check: the gateway's CPU for 30 calls × ~5 s with a gRPC link each.
+    if let Some(cpu) = gw.cpu_time() {
+        println!(
+            "30 gRPC calls × 5 s: gateway CPU {:.2} s",
+            cpu.as_secs_f64()
+        );
+    }
     gw.assert_healthy();
 }
