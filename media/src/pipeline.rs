@@ -59,6 +59,8 @@ pub struct ChunkContext {
     /// unattenuated while the canceller converges), so no probability from this chunk can
     /// tell the caller from echo.
     pub echo_masked: bool,
+    /// Level of the chunk the VAD hears (dBFS, −100 for digital silence).
+    pub level_db: f32,
 }
 
 /// Per-frame details, for the replay tool's plot.
@@ -160,6 +162,7 @@ impl CallerPipeline {
             if self.filled == CHUNK_SAMPLES {
                 self.filled = 0;
                 self.context.echo_masked = self.chunk_masked == Some(true);
+                self.context.level_db = chunk_level_db(&self.chunk);
                 on_chunk(&self.chunk, i + 1, self.context);
                 self.context = ChunkContext::default();
                 // The rest of this frame starts the next chunk.
@@ -172,6 +175,16 @@ impl CallerPipeline {
     /// Echo canceller statistics (None when cancellation is off).
     pub fn echo_stats(&self) -> Option<crate::echo::EchoStats> {
         self.echo.as_ref().map(EchoCanceller::stats)
+    }
+}
+
+/// Level of a VAD chunk (samples in ±1.0) in dBFS, −100 for digital silence.
+fn chunk_level_db(chunk: &[f32; CHUNK_SAMPLES]) -> f32 {
+    let mean = chunk.iter().map(|x| x * x).sum::<f32>() / CHUNK_SAMPLES as f32;
+    if mean <= 1e-10 {
+        -100.0
+    } else {
+        10.0 * mean.log10()
     }
 }
 

@@ -32,6 +32,7 @@
 //! - After each of these, [`BargeInPolicy::poll_action`] until `None`, applying
 //!   `Pause`/`Resume`/`Truncate` to the playout in order before the next input.
 
+mod background;
 mod config;
 mod speech;
 
@@ -44,6 +45,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::playout::Playout;
+use background::BackgroundGuard;
 use speech::{classify, ChunkClass, Limits, SpeechStep, SpeechTracker};
 
 /// A speech truncation not followed by this much caller speech within
@@ -81,6 +83,8 @@ pub struct VadObservation {
     /// The chunk is within the expected echo and the canceller has not converged: with the
     /// echo gate on, it never counts as caller speech.
     pub echo_masked: bool,
+    /// Level of the chunk as the VAD heard it (dBFS).
+    pub level_db: f32,
 }
 
 /// What the playout's next frame carries.
@@ -208,6 +212,7 @@ pub struct BargeInPolicy {
     continuation_until: Option<Instant>,
     actions: VecDeque<PolicyAction>,
     counters: PolicyCounters,
+    background: BackgroundGuard,
 }
 
 impl BargeInPolicy {
@@ -226,6 +231,7 @@ impl BargeInPolicy {
             continuation_until: None,
             actions: VecDeque::with_capacity(8),
             counters: PolicyCounters::default(),
+            background: BackgroundGuard::default(),
         })
     }
 
@@ -303,6 +309,13 @@ impl BargeInPolicy {
         }
     }
 
+    /// The playout started a chunk at `at` (only the call's first start matters: see
+    /// `background.rs`). Optional: without it the first observation that sees the agent
+    /// playing stands for the start.
+    pub fn note_agent_started(&mut self, at: Instant) {
+        self.background.note_agent_started(at);
+    }
+
     pub fn on_vad(&mut self, obs: VadObservation, view: PlayoutView) {
         self.view = view;
         let now = obs.chunk_end;
@@ -328,6 +341,19 @@ impl BargeInPolicy {
         } else {
             classify(obs.probability, threshold)
         };
+        // What the VAD heard at the plain threshold, echo or not: the background guard
+        // must see a crowd even under our own first words.
+        let heard = classify(obs.probability, self.cfg.threshold);
+        let agent_playing = view.playing_interruptible || view.playing_non_interruptible;
+        let class = self.background.filter(
+            now,
+            heard,
+            class,
+            obs.level_db,
+            agent_playing || view.paused,
+            self.speech.is_idle(),
+            self.limits.min_silence,
+        );
         if class == ChunkClass::Speech {
             self.credit_checks(now, chunk_len);
         }

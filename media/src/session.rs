@@ -306,7 +306,7 @@ impl MediaSession {
         }
         let before = self.caller_samples;
         self.caller_samples += FRAME_SAMPLES as u64;
-        self.collect_playout_events();
+        self.collect_playout_events(now);
         if !self.sending {
             // Nothing goes out on hold, so nothing can echo back.
             self.out_frame = [0; FRAME_SAMPLES];
@@ -333,12 +333,14 @@ impl MediaSession {
         })
     }
 
-    fn collect_playout_events(&mut self) {
+    fn collect_playout_events(&mut self, now: Instant) {
         while let Some(ev) = self.playout.poll_event() {
             match ev {
-                PlayoutEvent::Started { playback_id } => self
-                    .events
-                    .push_back(MediaEvent::PlaybackStarted { playback_id }),
+                PlayoutEvent::Started { playback_id } => {
+                    self.policy.note_agent_started(now);
+                    self.events
+                        .push_back(MediaEvent::PlaybackStarted { playback_id })
+                }
                 PlayoutEvent::MarkReached { playback_id, mark } => self
                     .events
                     .push_back(MediaEvent::MarkReached { playback_id, mark }),
@@ -403,6 +405,7 @@ impl MediaSession {
             far_active: result.context.far_active,
             echo_likely: result.context.echo_likely,
             echo_masked: result.context.echo_masked,
+            level_db: result.context.level_db,
         };
         self.policy.on_vad(obs, PlayoutView::of(&self.playout));
         self.apply_policy();

@@ -251,6 +251,7 @@ impl DecisionEngine {
                     far_active: chunk.context.far_active,
                     echo_likely: chunk.context.echo_likely,
                     echo_masked: chunk.context.echo_masked,
+                    level_db: chunk.context.level_db,
                 };
                 let view = playout_view(policy, chunk.agent_interruptible);
                 policy.on_vad(observation, view);

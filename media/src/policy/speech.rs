@@ -104,6 +104,11 @@ impl SpeechTracker {
         }
     }
 
+    /// No candidate and no confirmed speech.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Silence)
+    }
+
     /// Confirmed speech not yet ended by `min_silence`: the caller's turn.
     pub fn speaking_onset(&self) -> Option<Instant> {
         match self.phase {

@@ -30,7 +30,16 @@ struct Sim {
 }
 
 impl Sim {
+    /// The timelines here start caller speech a few hundred ms into the first prompt, which
+    /// the first-prompt guard (`background.rs`) would discount; it has its own tests
+    /// (`Sim::with_first_prompt_guard`).
     fn new(cfg: PolicyConfig) -> Self {
+        let mut sim = Sim::with_first_prompt_guard(cfg);
+        sim.policy.background.disable();
+        sim
+    }
+
+    fn with_first_prompt_guard(cfg: PolicyConfig) -> Self {
         let t0 = Instant::now();
         let playout = Playout::new(PlayoutConfig::default(), t0);
         Sim {
@@ -118,6 +127,21 @@ impl Sim {
         echo: bool,
         masked: bool,
     ) -> Vec<(u64, PolicyAction)> {
+        self.feed_full(ms, probability, echo, masked, -20.0)
+    }
+
+    fn feed_level(&mut self, ms: u32, probability: f32, level_db: f32) -> Vec<(u64, PolicyAction)> {
+        self.feed_full(ms, probability, false, false, level_db)
+    }
+
+    fn feed_full(
+        &mut self,
+        ms: u32,
+        probability: f32,
+        echo: bool,
+        masked: bool,
+        level_db: f32,
+    ) -> Vec<(u64, PolicyAction)> {
         assert_eq!(ms % CHUNK_MS, 0, "segments are whole chunks");
         let mut out = Vec::new();
         for _ in 0..ms / CHUNK_MS {
@@ -130,6 +154,7 @@ impl Sim {
                 far_active: self.playout.is_playing(),
                 echo_likely: echo,
                 echo_masked: masked,
+                level_db,
             };
             let view = self.view();
             self.policy.on_vad(obs, view);
@@ -609,6 +634,19 @@ fn a_caller_whose_syllable_gaps_are_masked_by_echo_still_barges_in() {
 }
 
 #[test]
+fn background_speech_from_the_start_of_the_first_prompt_never_barges_in() {
+    let mut sim = Sim::with_first_prompt_guard(PolicyConfig::default());
+    sim.play(8000, true);
+    sim.feed(160, SILENCE);
+    // A room of people behind the caller, from 160 ms on, for 3 s: no pause, no barge-in.
+    assert!(sim.feed_level(3008, SPEECH, -28.0).is_empty());
+    assert_eq!(sim.policy.counters(), PolicyCounters::default());
+    // The caller talks over it, 8 dB louder: paused two chunks after their onset (3168).
+    let actions = sim.feed_level(64, SPEECH, -20.0);
+    assert_eq!(actions, [(3232, Pause), (3232, sim.tentative(3168, 3232))]);
+}
+
+#[test]
 fn without_the_echo_gate_masked_chunks_count_as_speech() {
     let mut sim = Sim::new(PolicyConfig {
         echo_gate: false,
@@ -810,8 +848,10 @@ fn odd_inputs_do_not_panic() {
         far_active: true,
         echo_likely: false,
         echo_masked: false,
+        level_db: -20.0,
     };
     // A chunk reaching before the clock's origin, time running backwards, infinities.
+    policy.background.disable();
     policy.on_vad(obs(now, u32::MAX, 0.9), playing);
     policy.on_vad(obs(now - 10 * MS, 32, f32::INFINITY), playing);
     policy.on_vad(obs(now - 20 * MS, 0, f32::NEG_INFINITY), playing);

@@ -1,0 +1,289 @@
+//! Speech that was already there when the agent started talking is not a barge-in.
+//!
+//! A barge-in is a *reaction* to the agent, and nobody reacts to the call's first prompt
+//! within half a second of its first syllable. Speech that starts sooner was going on anyway: a caller
+//! still saying "hello?" at pickup, or — the case that matters — a TV, a radio or a room of
+//! people behind the caller. Silero rightly calls a crowd speech (p ≈ 0.95 on 5–6 talkers),
+//! so the probability cannot tell it from the caller; its timing and its level can.
+//!
+//! While such background speech goes on, speech-like chunks at its level are neutral (they
+//! neither start nor end the caller's speech); a chunk at least [`RISE_DB`] louder than the
+//! background is someone talking over it — the caller, closer to the microphone — and
+//! counts as speech. The background is forgotten after [`BACKGROUND_RELEASE`] of silence
+//! (the "hello?" ended, the TV went quiet); chunks masked by our own echo are not silence.
+
+use std::time::{Duration, Instant};
+
+use super::speech::ChunkClass;
+
+/// Speech starting this soon after the agent started playing was not caused by it.
+pub const REACTION_GUARD: Duration = Duration::from_millis(500);
+/// How much louder than the background (dB) a chunk must be to count as the caller.
+pub const RISE_DB: f32 = 6.0;
+/// Silence that ends the background: a crowd or a TV has lulls of a second; a caller who
+/// said "hello?" at pickup and then listens is quiet far longer.
+pub const BACKGROUND_RELEASE: Duration = Duration::from_millis(1500);
+/// Smoothing of the background level over its speech chunks (≈ 0.5 s time constant).
+const LEVEL_SMOOTHING: f32 = 0.9;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Background {
+    level_db: f32,
+    /// Start of the current run of silent chunks.
+    silent_since: Option<Instant>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(super) struct BackgroundGuard {
+    #[cfg(test)]
+    disabled: bool,
+    agent_playing: bool,
+    agent_started: Option<Instant>,
+    background: Option<Background>,
+}
+
+impl BackgroundGuard {
+    /// The class the policy should use for a chunk ending at `now`: `heard` is what the
+    /// VAD said (speech even if masked by our echo: a crowd under our own first words is
+    /// still a crowd), `class` what the policy would use without this guard, `level_db`
+    /// the chunk's level (dBFS of the VAD input); `agent_playing` and `tracker_idle` (no
+    /// caller speech in progress) as the policy knows them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn filter(
+        &mut self,
+        now: Instant,
+        heard: ChunkClass,
+        class: ChunkClass,
+        level_db: f32,
+        agent_playing: bool,
+        tracker_idle: bool,
+        min_silence: Duration,
+    ) -> ChunkClass {
+        #[cfg(test)]
+        if self.disabled {
+            return class;
+        }
+        // Only the call's first prompt: later, a caller who starts talking just as a
+        // reply starts collides with it and must be heard.
+        if agent_playing && !self.agent_playing && self.agent_started.is_none() {
+            self.agent_started = Some(now);
+        }
+        self.agent_playing = agent_playing;
+        let level = if level_db.is_finite() {
+            level_db
+        } else {
+            -100.0
+        };
+        if let Some(bg) = self.background.as_mut() {
+            match heard {
+                // Only real silence ends the background; an in-between probability says
+                // nothing either way.
+                ChunkClass::Silence => {
+                    let since = *bg.silent_since.get_or_insert(now);
+                    if now.saturating_duration_since(since) >= min_silence.max(BACKGROUND_RELEASE) {
+                        self.background = None;
+                    }
+                    return class;
+                }
+                ChunkClass::Between => return class,
+                ChunkClass::Speech => {}
+            }
+            bg.silent_since = None;
+            if class == ChunkClass::Speech && level >= bg.level_db + RISE_DB {
+                return ChunkClass::Speech;
+            }
+            bg.level_db = LEVEL_SMOOTHING * bg.level_db + (1.0 - LEVEL_SMOOTHING) * level;
+            return if class == ChunkClass::Speech {
+                ChunkClass::Between
+            } else {
+                class
+            };
+        }
+        let too_soon = self
+            .agent_started
+            .is_some_and(|t| agent_playing && now.saturating_duration_since(t) < REACTION_GUARD);
+        if heard == ChunkClass::Speech && tracker_idle && too_soon {
+            self.background = Some(Background {
+                level_db: level,
+                silent_since: None,
+            });
+            return if class == ChunkClass::Speech {
+                ChunkClass::Between
+            } else {
+                class
+            };
+        }
+        class
+    }
+
+    /// The agent's audio started at `at` (the first call counts).
+    pub fn note_agent_started(&mut self, at: Instant) {
+        self.agent_started.get_or_insert(at);
+    }
+
+    /// For the policy tests whose timelines are about something else.
+    #[cfg(test)]
+    pub fn disable(&mut self) {
+        self.disabled = true;
+    }
+
+    /// Background speech is being discounted.
+    #[cfg(test)]
+    pub fn active(&self) -> bool {
+        self.background.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ChunkClass::{Between, Silence, Speech};
+
+    const MIN_SILENCE: Duration = Duration::from_millis(400);
+
+    fn at(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn speech_right_after_the_agent_starts_is_background_until_it_ends() {
+        let t0 = Instant::now();
+        let mut g = BackgroundGuard::default();
+        assert_eq!(
+            g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE),
+            Silence
+        );
+        // A crowd starts 200 ms into the prompt and goes on at about -28 dBFS.
+        for ms in (200..3000).step_by(32) {
+            let level = if ms % 64 == 0 { -27.0 } else { -29.0 };
+            // Masked by our echo at first (the policy would call it neutral anyway).
+            let class = if ms < 1000 { Between } else { Speech };
+            assert_eq!(
+                g.filter(at(t0, ms), Speech, class, level, true, true, MIN_SILENCE),
+                Between
+            );
+        }
+        assert!(g.active());
+        // Half a second of the crowd masked under our echo (heard as speech, neutral for
+        // the policy) does not end it, nor do in-between chunks.
+        for ms in (3000..3500).step_by(32) {
+            let heard = if ms % 64 == 0 { Speech } else { Between };
+            assert_eq!(
+                g.filter(at(t0, ms), heard, Between, -28.0, true, true, MIN_SILENCE),
+                Between
+            );
+        }
+        assert!(g.active());
+        // The caller, 8 dB above it, is heard.
+        assert_eq!(
+            g.filter(at(t0, 3500), Speech, Speech, -20.0, true, true, MIN_SILENCE),
+            Speech
+        );
+        // The crowd stops: after 1.5 s of silence (not 1.4) it is forgotten, and speech counts.
+        assert_eq!(
+            g.filter(
+                at(t0, 3600),
+                Silence,
+                Silence,
+                -60.0,
+                true,
+                true,
+                MIN_SILENCE
+            ),
+            Silence
+        );
+        assert_eq!(
+            g.filter(
+                at(t0, 5000),
+                Silence,
+                Silence,
+                -60.0,
+                true,
+                true,
+                MIN_SILENCE
+            ),
+            Silence
+        );
+        assert!(g.active());
+        assert_eq!(
+            g.filter(
+                at(t0, 5100),
+                Silence,
+                Silence,
+                -60.0,
+                true,
+                true,
+                MIN_SILENCE
+            ),
+            Silence
+        );
+        assert!(!g.active());
+        assert_eq!(
+            g.filter(at(t0, 5200), Speech, Speech, -28.0, true, true, MIN_SILENCE),
+            Speech
+        );
+    }
+
+    #[test]
+    fn a_reaction_to_the_prompt_is_speech() {
+        let t0 = Instant::now();
+        let mut g = BackgroundGuard::default();
+        g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE);
+        assert_eq!(
+            g.filter(at(t0, 600), Speech, Speech, -25.0, true, true, MIN_SILENCE),
+            Speech
+        );
+        assert!(!g.active());
+    }
+
+    #[test]
+    fn only_a_fresh_start_of_the_agent_opens_the_guard() {
+        let t0 = Instant::now();
+        let mut g = BackgroundGuard::default();
+        // No agent audio: speech is just speech.
+        assert_eq!(
+            g.filter(at(t0, 0), Speech, Speech, -25.0, false, true, MIN_SILENCE),
+            Speech
+        );
+        // Caller already in a candidate when the agent starts: the tracker owns it.
+        assert_eq!(
+            g.filter(at(t0, 100), Speech, Speech, -25.0, true, false, MIN_SILENCE),
+            Speech
+        );
+        // The agent keeps playing: 2 s later, no guard.
+        assert_eq!(
+            g.filter(at(t0, 2100), Speech, Speech, -25.0, true, true, MIN_SILENCE),
+            Speech
+        );
+        // A later prompt (the reply) does not open it again.
+        g.filter(
+            at(t0, 3000),
+            Silence,
+            Silence,
+            -60.0,
+            false,
+            true,
+            MIN_SILENCE,
+        );
+        assert_eq!(
+            g.filter(at(t0, 3032), Speech, Speech, -25.0, true, true, MIN_SILENCE),
+            Speech
+        );
+        // Non-finite levels count as silence-level (never "louder than the background").
+        let mut g = BackgroundGuard::default();
+        g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE);
+        g.filter(at(t0, 100), Speech, Speech, -30.0, true, true, MIN_SILENCE);
+        assert_eq!(
+            g.filter(
+                at(t0, 132),
+                Speech,
+                Speech,
+                f32::NAN,
+                true,
+                true,
+                MIN_SILENCE
+            ),
+            Between
+        );
+    }
+}
