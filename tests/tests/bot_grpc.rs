@@ -573,3 +573,46 @@ fn thirty_concurrent_grpc_calls() {
     }
     gw.assert_healthy();
 }
+
+/// The caller's side declines the REFER (603): the bot learns it (TransferResult, not
+/// accepted, 603) and the call goes on until the caller hangs up.
+#[test]
+fn declined_transfer_is_reported_and_the_call_goes_on() {
+    let run = TestRun::new("bot_grpc-transfer_declined");
+    let bot = GrpcBot::start(Script {
+        prompt: Some(tone_prompt("prompt", 440.0, 500, 8000)),
+        transfer_to: Some("sip:agent@192.0.2.50".into()),
+        ..Default::default()
+    });
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(&run, &grpc_overrides(&endpoint, &[]));
+    let sipp = Sipp::new(&run, "uac_refer_declined.xml", gw.sip_addr())
+        .peer_args("--duration 3")
+        .timeout(Duration::from_secs(30))
+        .run();
+    expect_success(&sipp, &gw);
+    assert!(bot.wait_for(0, Duration::from_secs(3), |m| matches!(
+        m,
+        Msg::CallEnded(_)
+    )));
+    let got = bot.received(0);
+    let result = got
+        .iter()
+        .find_map(|r| match &r.msg {
+            Msg::TransferResult(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no TransferResult: {}", gw.log_tail(40)));
+    assert!(!result.accepted, "{result:?}");
+    assert_eq!(result.sip_status, 603);
+    let ended = got.iter().find_map(|r| match &r.msg {
+        Msg::CallEnded(e) => Some(e.reason.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        ended.as_deref(),
+        Some("RemoteHangup"),
+        "the caller hung up, not us"
+    );
+    gw.assert_healthy();
+}
