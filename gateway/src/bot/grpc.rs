@@ -208,16 +208,17 @@ async fn run_link(
                     reason: "call ended before media".into(),
                 });
                 let last = matches!(ev, BotEvent::CallEnded { .. });
-                let mut stalled = false;
+                let mut failed = None;
                 for msg in state.event(ev) {
                     match tokio::time::timeout(stall, out_tx.send(msg)).await {
                         Ok(Ok(())) => {}
-                        Ok(Err(_)) => break,
-                        Err(_) => { stalled = true; break }
+                        // The RPC is over: the request stream was dropped.
+                        Ok(Err(_)) => { failed = Some(Ended::BotClosed); break }
+                        Err(_) => { failed = Some(Ended::Stalled); break }
                     }
                 }
-                if stalled {
-                    break Ended::Stalled;
+                if let Some(ended) = failed {
+                    break ended;
                 }
                 if last {
                     break Ended::CallOver;
