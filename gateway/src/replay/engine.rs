@@ -425,18 +425,20 @@ mod tests {
     fn policy_pauses_then_truncates_and_counts_a_false_barge_in() {
         let mut engine = DecisionEngine::new(EngineKind::Policy, PolicyConfig::default()).unwrap();
         assert_eq!(engine.thresholds().echo_gate, Some(0.85));
-        feed(&mut engine, 0, &[0.0; 10], true, false);
-        let out = feed(&mut engine, 10, &[0.9; 8], true, false);
+        // Speech from 0.64 s: later than the first-prompt guard (speech within 500 ms of
+        // the agent's first audio is background, see media's policy/background.rs).
+        feed(&mut engine, 0, &[0.0; 20], true, false);
+        let out = feed(&mut engine, 20, &[0.9; 8], true, false);
         assert_eq!(names(&out), ["paused", "barge_in"]);
-        assert!((out[0].onset_s().unwrap() - 0.32).abs() < 1e-6);
+        assert!((out[0].onset_s().unwrap() - 0.64).abs() < 1e-6);
         // Nothing more from the caller: after the 2 s window the truncation was false.
-        let mut out = feed(&mut engine, 18, &[0.0; 20], true, false);
+        let mut out = feed(&mut engine, 28, &[0.0; 20], true, false);
         engine.finish(3.0, &mut out);
         assert_eq!(names(&out), ["turn_ended", "false_barge_in"]);
         let DecisionKind::FalseBargeIn { truncated_s } = out[1].kind else {
             panic!("{out:?}");
         };
-        assert!((truncated_s - (0.32 + 7.0 * 0.032)).abs() < 1e-6, "{out:?}");
+        assert!((truncated_s - (0.64 + 7.0 * 0.032)).abs() < 1e-6, "{out:?}");
         // Reported once its 2 s window (plus the grace for late results) is over.
         assert!(out[1].at_s >= truncated_s + 2.0, "{out:?}");
     }
@@ -444,11 +446,12 @@ mod tests {
     #[test]
     fn policy_echo_gate_raises_the_bar_and_a_blip_resumes() {
         let mut engine = DecisionEngine::new(EngineKind::Policy, PolicyConfig::default()).unwrap();
+        feed(&mut engine, 0, &[0.0; 20], true, false);
         // 0.7 is speech normally, but not while echo is likely (0.85).
-        assert!(feed(&mut engine, 0, &[0.7; 20], true, true).is_empty());
+        assert!(feed(&mut engine, 20, &[0.7; 20], true, true).is_empty());
         let out = feed(
             &mut engine,
-            20,
+            40,
             &[0.9, 0.9, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0],
             true,
             false,
