@@ -13,11 +13,25 @@ use bargein_e2e::{Gateway, Sipp, TestRun};
 /// SIPp no moment to CANCEL, and fails this test.
 #[test]
 fn cancel_before_answer_gets_487() {
-    let run = TestRun::new("signalling-cancel");
-    let mut gw = Gateway::start(&run, &[]);
-    let sipp = Sipp::new(&run, "uac_cancel.xml", gw.sip_addr())
-        .timeout(Duration::from_secs(20))
-        .run();
+    // SIPp itself sometimes aborts (`call.cpp: Assertion !transactions[..].isInvite`) when
+    // the gateway's 200 crosses the CANCEL — a SIPp bug in that race, seen ~1 run in 7. A
+    // run where SIPp crashed tells nothing about the gateway, so it is retried (at most
+    // twice); any other failure fails the test at once.
+    let mut attempt = 0;
+    let (_run, mut gw, sipp) = loop {
+        attempt += 1;
+        let run = TestRun::new(&format!("signalling-cancel-{attempt}"));
+        let gw = Gateway::start(&run, &[]);
+        let sipp = Sipp::new(&run, "uac_cancel.xml", gw.sip_addr())
+            .timeout(Duration::from_secs(20))
+            .run();
+        let sipp_crashed = sipp.diagnostics().contains("Assertion");
+        if sipp_crashed && attempt < 3 {
+            eprintln!("SIPp aborted on the CANCEL/200 race (attempt {attempt}): retrying");
+            continue;
+        }
+        break (run, gw, sipp);
+    };
     expect_success(&sipp, &gw);
     let log = sipp.messages();
     assert!(
