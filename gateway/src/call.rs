@@ -291,16 +291,17 @@ async fn run_media(
     };
     session.set_sending(negotiated.local_direction.sends());
     let (vad_tx, mut vad_rx) = mpsc::channel::<VadResult>(64);
-    let Some(mut vad) = ctx
-        .vad
-        .open_stream(Box::new(ChannelSink(vad_tx)), &ctx.cfg.pipeline_config())
-    else {
+    let Some(mut vad) = ctx.vad.open_stream(
+        Box::new(ChannelSink(vad_tx)),
+        &ctx.cfg.pipeline_config(bot_cfg),
+    ) else {
         send(ctx, SipCommand::Hangup { call }).await;
         return Err("VAD pool overloaded".into());
     };
     let mut bot = BotSide::new(bot_cfg, bot, policy);
     bot.send_event(BotEvent::CallStarted(info));
     let mut caller_samples: u64 = 0;
+    let processed_audio = bot_cfg.wants_processed_audio();
     let max_duration = match ctx.cfg.calls.max_duration_s {
         0 => None,
         s => Some(now + Duration::from_secs(s)),
@@ -346,10 +347,12 @@ async fn run_media(
                         }
                     }
                     vad.push_frame(tick.agent_audio, tick.caller_audio, tick.caller_samples_before);
-                    bot.send_audio(CallerAudio {
-                        at_sample: caller_samples,
-                        samples: std::sync::Arc::from(tick.caller_audio),
-                    });
+                    if !processed_audio {
+                        bot.send_audio(CallerAudio {
+                            at_sample: caller_samples,
+                            samples: std::sync::Arc::from(tick.caller_audio),
+                        });
+                    }
                     caller_samples += tick.caller_audio.len() as u64;
                 }
             }
@@ -371,7 +374,16 @@ async fn run_media(
                     }
                 }
             }
-            Some(result) = vad_rx.recv() => session.on_vad(Instant::now(), result),
+            Some(mut result) = vad_rx.recv() => {
+                // The bot asked for what the VAD heard: each chunk comes back with its result.
+                if let Some(pcm) = result.processed_audio.take() {
+                    bot.send_audio(CallerAudio {
+                        at_sample: result.tag.saturating_sub(pcm.len() as u64),
+                        samples: std::sync::Arc::from(&pcm[..]),
+                    });
+                }
+                session.on_vad(Instant::now(), result)
+            }
             _ = sleep_until_opt(max_duration), if !hung_up => {
                 info!("max_duration_s reached: hanging up");
                 bot.push(BotCommand::Hangup);

@@ -120,6 +120,10 @@ pub struct GrpcBotConfig {
     pub endpoint: String,
     /// Caller audio sample rate sent to the bot: 8000 or 16000.
     pub audio_rate: u32,
+    /// Which caller audio the bot gets: "received" (after the jitter buffer, every 20 ms)
+    /// or "processed" (what the VAD heard: after echo cancellation and noise suppression,
+    /// in 32 ms chunks).
+    pub audio_source: String,
     /// PEM file of the CA that signs the bot's certificate; empty = the system's roots.
     pub tls_ca: String,
     /// Request metadata sent with every call.
@@ -299,10 +303,12 @@ impl Config {
     }
 
     /// The caller-audio path in front of the VAD.
-    pub fn pipeline_config(&self) -> media::pipeline::PipelineConfig {
+    /// The caller pipeline of a call to `bot` (a route may pick another bot than `[bot]`).
+    pub fn pipeline_config(&self, bot: &BotConfig) -> media::pipeline::PipelineConfig {
         media::pipeline::PipelineConfig {
             echo_cancellation: self.bargein.echo_cancellation,
             noise_suppression: self.bargein.noise_suppression,
+            deliver_audio: bot.wants_processed_audio(),
             ..Default::default()
         }
     }
@@ -337,6 +343,12 @@ impl Config {
 pub const BOT_KINDS: &[&str] = &["demo", "grpc", "twilio"];
 
 impl BotConfig {
+    /// A gRPC bot that asked for the caller audio after echo cancellation and noise
+    /// suppression.
+    pub fn wants_processed_audio(&self) -> bool {
+        self.kind == "grpc" && self.grpc.audio_source == "processed"
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !BOT_KINDS.contains(&self.kind.as_str()) {
             return Err(invalid(
@@ -413,6 +425,15 @@ impl BotConfig {
         // Checked whatever the kind, so a bad value never waits for the kind to change.
         if !matches!(self.grpc.audio_rate, 8000 | 16000) {
             return Err(invalid("bot.grpc.audio_rate", "must be 8000 or 16000"));
+        }
+        if !matches!(self.grpc.audio_source.as_str(), "received" | "processed") {
+            return Err(invalid(
+                "bot.grpc.audio_source",
+                format!(
+                    "{:?}: must be \"received\" or \"processed\"",
+                    self.grpc.audio_source
+                ),
+            ));
         }
         for (name, value) in &self.grpc.metadata {
             let name_ok = name

@@ -28,6 +28,9 @@ pub struct PipelineConfig {
     pub echo_gate_margin_db: f32,
     /// RNNoise (nnnoiseless) before the VAD.
     pub noise_suppression: bool,
+    /// Hand each processed chunk (what the VAD heard: after echo cancellation and noise
+    /// suppression) back with its VAD result, for bots that want the cleaned caller audio.
+    pub deliver_audio: bool,
 }
 
 impl Default for PipelineConfig {
@@ -42,6 +45,7 @@ impl Default for PipelineConfig {
             },
             echo_gate_margin_db: EchoGate::default().margin_db,
             noise_suppression: true,
+            deliver_audio: false,
         }
     }
 }
@@ -83,6 +87,7 @@ pub struct CallerPipeline {
     context: ChunkContext,
     /// AND of the masked verdicts of the frames in the chunk being filled (None: no frame).
     chunk_masked: Option<bool>,
+    deliver_audio: bool,
 }
 
 impl CallerPipeline {
@@ -99,7 +104,13 @@ impl CallerPipeline {
             filled: 0,
             context: ChunkContext::default(),
             chunk_masked: None,
+            deliver_audio: cfg.deliver_audio,
         }
+    }
+
+    /// Whether the processed chunks go back to the call (see [`PipelineConfig::deliver_audio`]).
+    pub fn delivers_audio(&self) -> bool {
+        self.deliver_audio
     }
 
     /// One 20 ms tick: `near` is the caller audio, `far` what we sent in the same tick.

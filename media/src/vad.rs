@@ -223,13 +223,16 @@ impl SileroSession {
 }
 
 /// A VAD result delivered back to the call that submitted the chunk.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VadResult {
     /// Caller samples (counted from the start of the call) up to the chunk's end.
     pub tag: u64,
     pub probability: f32,
     /// What the echo canceller knew while the chunk was filled (for the echo gate).
     pub context: ChunkContext,
+    /// The chunk as the VAD heard it (after echo cancellation and noise suppression), when
+    /// the stream was opened with `PipelineConfig::deliver_audio`.
+    pub processed_audio: Option<Box<[i16; CHUNK_SAMPLES]>>,
 }
 
 /// What happened to a delivered result.
@@ -415,16 +418,28 @@ fn worker_loop(mut session: SileroSession, rx: Receiver<Job>, stats: Arc<VadPool
                 tracing::error!(error = %e, batch = batch_ids.len(), "VAD batch failed");
                 continue;
             }
-            let done = batch_ids.iter().zip(&batch_states).zip(&probabilities);
-            for (((stream, tag, context), state), probability) in done {
+            let done = batch_ids
+                .iter()
+                .zip(&batch_states)
+                .zip(&probabilities)
+                .zip(&batch_chunks);
+            for ((((stream, tag, context), state), probability), chunk) in done {
                 let Some(st) = streams.get_mut(stream) else {
                     continue;
                 };
                 st.silero = state.clone();
+                let processed_audio = st.pipeline.delivers_audio().then(|| {
+                    let mut pcm = Box::new([0i16; CHUNK_SAMPLES]);
+                    for (o, x) in pcm.iter_mut().zip(chunk.iter()) {
+                        *o = (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
+                    }
+                    pcm
+                });
                 let delivery = st.sink.deliver(VadResult {
                     tag: *tag,
                     probability: *probability,
                     context: *context,
+                    processed_audio,
                 });
                 match delivery {
                     Delivery::Delivered => {}

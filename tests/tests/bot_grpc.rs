@@ -616,3 +616,61 @@ fn declined_transfer_is_reported_and_the_call_goes_on() {
     );
     gw.assert_healthy();
 }
+
+/// `bot.grpc.audio_source = "processed"`: the bot gets what the barge-in VAD heard, in 32 ms
+/// chunks, with the line's echo of the bot's own prompt cancelled (and noise suppressed);
+/// `"received"` gets 20 ms frames with the echo as it came.
+#[test]
+fn processed_caller_audio_has_the_bots_own_echo_removed() {
+    let echo_level = |source: &str| -> (usize, f64) {
+        let run = TestRun::new(&format!("bot_grpc-audio_source_{source}"));
+        let bot = GrpcBot::start(Script {
+            prompt: Some(tone_prompt("prompt", 440.0, 8000, 8000)),
+            ..Default::default()
+        });
+        let endpoint = bot.endpoint();
+        let gw = Gateway::start(
+            &run,
+            &grpc_overrides(&endpoint, &[("bot.grpc.audio_source", source)]),
+        );
+        let peer = "--echo-erl-db 10 --echo-delay-ms 30";
+        let (_sipp, r) = call_with_peer(&run, &gw, 6000, 6.5, peer);
+        assert!(
+            bot.wait_for(0, Duration::from_secs(3), |m| matches!(
+                m,
+                Msg::CallEnded(_)
+            )),
+            "no CallEnded: {}",
+            summarize(&r)
+        );
+        let audio: Vec<(u64, Vec<u8>)> = bot
+            .received(0)
+            .iter()
+            .filter_map(|x| match &x.msg {
+                Msg::CallerAudio(a) => Some((x.call_time_ms, a.pcm.clone())),
+                _ => None,
+            })
+            .collect();
+        let size = audio.first().map_or(0, |a| a.1.len());
+        // 2–5 s into the call: the prompt (8 s) is echoing and the canceller has converged.
+        let late: Vec<f64> = audio
+            .iter()
+            .filter(|(t, _)| (2000..5000).contains(t))
+            .map(|(_, pcm)| rms_pcm16(pcm))
+            .collect();
+        assert!(late.len() > 50, "{source}: {} chunks in 2-5 s", late.len());
+        let mean = (late.iter().map(|x| x * x).sum::<f64>() / late.len() as f64).sqrt();
+        (size, mean)
+    };
+    let (received_size, received_echo) = echo_level("received");
+    let (processed_size, processed_echo) = echo_level("processed");
+    assert_eq!(received_size, 320, "20 ms frames of PCM16 at 8 kHz");
+    assert_eq!(processed_size, 512, "32 ms chunks of PCM16 at 8 kHz");
+    assert!(
+        received_echo > 300.0,
+        "the line should echo the prompt: rms {received_echo:.0}"
+    );
+    let db = 20.0 * (received_echo / processed_echo.max(1.0)).log10();
+    eprintln!("echo at the bot: received rms {received_echo:.0}, processed {processed_echo:.0} ({db:.1} dB less)");
+    assert!(db >= 12.0, "processed audio only {db:.1} dB below received");
+}

@@ -128,6 +128,18 @@ fn bot_keys_are_validated_with_their_names() {
     c.bot.grpc.audio_rate = 44_100;
     expect_key(&c, "bot.grpc.audio_rate");
     let mut c = default_config();
+    c.bot.grpc.audio_source = "cleaned".into();
+    expect_key(&c, "bot.grpc.audio_source");
+    // Only a gRPC bot that asks for it gets the processed audio.
+    let mut c = grpc();
+    assert!(!c.bot.wants_processed_audio());
+    assert!(!c.pipeline_config(&c.bot).deliver_audio);
+    c.bot.grpc.audio_source = "processed".into();
+    assert!(c.bot.wants_processed_audio());
+    assert!(c.pipeline_config(&c.bot).deliver_audio);
+    c.bot.kind = "demo".into();
+    assert!(!c.bot.wants_processed_audio());
+    let mut c = default_config();
     c.bot.grpc.metadata.insert("Bad Name".into(), "v".into());
     expect_key(&c, "bot.grpc.metadata");
     let mut c = default_config();

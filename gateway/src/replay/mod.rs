@@ -175,7 +175,7 @@ fn run(args: &Args) -> Result<(), Failure> {
     let mut progress = Progress::new();
     let timeline = timeline::run(
         audio,
-        &cfg.pipeline_config(),
+        &cfg.pipeline_config(&cfg.bot),
         policy.clone(),
         args.engine,
         args.agent,

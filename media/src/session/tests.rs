@@ -152,6 +152,7 @@ fn vad(s: &mut MediaSession, now: Instant, tag: u64, p: f32) {
             tag,
             probability: p,
             context: Default::default(),
+            processed_audio: None,
         },
     );
 }

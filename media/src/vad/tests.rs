@@ -148,6 +148,51 @@ fn pool_returns_every_chunk_in_order_with_its_tag() {
 }
 
 #[test]
+fn processed_audio_comes_back_only_when_asked_for_and_is_what_the_vad_heard() {
+    let rt = runtime();
+    let pool = VadPool::start(&rt, 1, 1024).unwrap();
+    let pcm = crate::wav::load_prompt(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prompts/prompt.wav"),
+    )
+    .unwrap();
+    let run = |deliver_audio: bool, noise_suppression: bool| {
+        let (tx, rx) = mpsc::sync_channel(1000);
+        let cfg = crate::pipeline::PipelineConfig {
+            echo_cancellation: true,
+            noise_suppression,
+            deliver_audio,
+            ..Default::default()
+        };
+        let mut stream = pool.open_stream(Box::new(ChannelSink(tx)), &cfg).unwrap();
+        let silence = [0i16; 160];
+        for (i, frame) in pcm[..160 * 50].chunks(160).enumerate() {
+            stream.push_frame(&silence, frame, (i * 160) as u64);
+        }
+        (0..(160 * 50) / CHUNK_SAMPLES)
+            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(run(false, false)
+        .iter()
+        .all(|r| r.processed_audio.is_none()));
+    // No far end, no noise suppression: the processed audio is the input, chunk by chunk.
+    let plain = run(true, false);
+    for r in &plain {
+        let pcm_chunk = &pcm[(r.tag as usize - CHUNK_SAMPLES)..r.tag as usize];
+        let got = r.processed_audio.as_deref().unwrap();
+        assert!(got.iter().zip(pcm_chunk).all(|(a, b)| (a - b).abs() <= 1));
+    }
+    // With noise suppression it is the suppressor's output (delayed, not the input).
+    let cleaned = run(true, true);
+    let differs = cleaned
+        .iter()
+        .zip(&plain)
+        .any(|(a, b)| a.processed_audio != b.processed_audio);
+    assert!(differs);
+    pool.shutdown();
+}
+
+#[test]
 fn every_batch_size_runs() {
     // Batches of any size up to what 250 calls on two workers produce must succeed.
     let rt = runtime();

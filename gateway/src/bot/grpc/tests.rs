@@ -277,6 +277,7 @@ fn request_metadata_from_config_and_sip_headers() {
     let g = GrpcBotConfig {
         endpoint: "http://127.0.0.1:1".into(),
         audio_rate: 8000,
+        audio_source: "received".into(),
         tls_ca: String::new(),
         metadata: [("authorization".to_string(), "Bearer x".to_string())]
             .into_iter()
