@@ -1,4 +1,5 @@
-//! 16 kHz -> 8 kHz decimation through a windowed-sinc low-pass FIR.
+//! Sample-rate conversion to and from the gateway's 8 kHz: 16 kHz and 24 kHz -> 8 kHz
+//! decimation and 8 kHz -> 16 kHz interpolation through windowed-sinc low-pass FIRs.
 //!
 //! Dropping every other sample without filtering would fold 4–8 kHz energy (sibilants, TTS
 //! hiss) back into the telephone band as audible aliasing. The filter passes the telephone
@@ -63,6 +64,100 @@ pub fn decimate_16k_to_8k(input: &[i16]) -> Vec<i16> {
             to_i16(acc)
         })
         .collect()
+}
+
+/// Whole-buffer 24 kHz → 8 kHz (a TTS engine's native rate), filter delay removed: output
+/// `k` ↔ input `3k`. For bot audio chunks, which are independent pieces of speech.
+pub fn decimate_24k_to_8k(input: &[i16]) -> Vec<i16> {
+    decimate(input, 3)
+}
+
+/// Half-length of the windowed-sinc filters of [`decimate_24k_to_8k`] and [`Upsampler2`]
+/// (taps = 2 × HALF + 1 per unit of the rate factor).
+const HALF: usize = 24;
+
+/// Low-pass at 3.6 kHz for `rate_factor` × 8 kHz, Blackman-windowed, unity DC gain.
+fn lowpass(rate_factor: usize) -> Vec<f32> {
+    let fc = 3600.0 / (8000.0 * rate_factor as f64);
+    let n = 2 * HALF * rate_factor.max(1) / 2 + 1;
+    let centre = (n - 1) as f64 / 2.0;
+    let mut taps: Vec<f64> = (0..n)
+        .map(|i| {
+            let x = i as f64 - centre;
+            let sinc = if x == 0.0 {
+                2.0 * fc
+            } else {
+                (2.0 * std::f64::consts::PI * fc * x).sin() / (std::f64::consts::PI * x)
+            };
+            let phase = 2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64;
+            sinc * (0.42 - 0.5 * phase.cos() + 0.08 * (2.0 * phase).cos())
+        })
+        .collect();
+    let sum: f64 = taps.iter().sum();
+    taps.iter_mut().for_each(|t| *t /= sum);
+    taps.into_iter().map(|t| t as f32).collect()
+}
+
+/// Whole-buffer decimation by `factor` (filter delay removed: output k ↔ input factor·k).
+fn decimate(input: &[i16], factor: usize) -> Vec<i16> {
+    let taps = lowpass(factor);
+    let half = (taps.len() - 1) / 2;
+    (0..input.len().div_ceil(factor))
+        .map(|k| {
+            let centre = k * factor;
+            let acc: f32 = taps
+                .iter()
+                .enumerate()
+                .filter_map(|(j, &h)| {
+                    let index = (centre + half).checked_sub(j)?;
+                    input.get(index).map(|&x| h * f32::from(x))
+                })
+                .sum();
+            to_i16(acc)
+        })
+        .collect()
+}
+
+/// Streaming 8 kHz → 16 kHz: zero-stuffing + low-pass, gain 2. The output lags the input
+/// by HALF/2 8 kHz samples (1.5 ms).
+pub struct Upsampler2 {
+    taps: Vec<f32>,
+    /// The last taps.len() samples of the zero-stuffed 16 kHz signal.
+    history: Vec<f32>,
+}
+
+impl Default for Upsampler2 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Upsampler2 {
+    pub fn new() -> Self {
+        let taps = lowpass(2);
+        let history = vec![0.0; taps.len()];
+        Upsampler2 { taps, history }
+    }
+
+    /// Appends 2 × input.len() samples at 16 kHz to `out`.
+    pub fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
+        for &x in input {
+            for stuffed in [f32::from(x) * 2.0, 0.0] {
+                self.history.rotate_left(1);
+                if let Some(last) = self.history.last_mut() {
+                    *last = stuffed;
+                }
+                let acc: f32 = self
+                    .history
+                    .iter()
+                    .rev()
+                    .zip(&self.taps)
+                    .map(|(s, h)| s * h)
+                    .sum();
+                out.push(to_i16(acc));
+            }
+        }
+    }
 }
 
 /// Streaming 16 kHz -> 8 kHz for audio that arrives in pieces of any length (e.g. a bot's
@@ -228,5 +323,38 @@ mod tests {
                 assert_eq!(sample > 0, expected_positive, "k={k}");
             }
         }
+    }
+
+    #[test]
+    fn decimation_by_three_removes_what_would_alias() {
+        // 10 kHz at 24 kHz would fold to 2 kHz at 8 kHz without the low-pass.
+        let input = tone(10_000.0, 24_000.0, 24_000, 8000.0);
+        let out = decimate_24k_to_8k(&input);
+        assert!(
+            rms(&out[100..7900]) < 8000.0 * 0.01,
+            "alias level {}",
+            rms(&out)
+        );
+    }
+
+    #[test]
+    fn upsampling_keeps_level_across_frames() {
+        let input = tone(1000.0, 8000.0, 8000, 8000.0);
+        let mut up = Upsampler2::new();
+        let mut out = Vec::new();
+        // 20 ms frames, as the call sends them.
+        for frame in input.chunks(160) {
+            up.process(frame, &mut out);
+        }
+        assert_eq!(out.len(), 16_000);
+        let expected = tone(1000.0, 16000.0, 16000, 8000.0);
+        assert!((rms(&out[200..15800]) / rms(&expected) - 1.0).abs() < 0.05);
+        // No clicks at frame joins: sample-to-sample steps stay within a sine's slope.
+        let max_step = out[200..]
+            .windows(2)
+            .map(|w| (i32::from(w[1]) - i32::from(w[0])).abs())
+            .max()
+            .unwrap();
+        assert!(max_step < 4000, "max step {max_step}");
     }
 }

@@ -17,11 +17,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tracing::{info, warn, Instrument};
 
-use super::grpc_audio::{self, Encoding, Upsampler2};
+use super::grpc_audio::{self, Encoding};
 use super::link::{self, BotEnd, BotLink, CallerAudio};
 use super::text::{self, WordTime};
 use super::{BargeInUpdate, BotCommand, BotEvent, CallInfo, CommandErrorKind, Truncation};
 use crate::config::{BotConfig, GrpcBotConfig};
+use media::resample::Upsampler2;
 
 #[allow(clippy::all, clippy::pedantic)]
 pub mod pb {

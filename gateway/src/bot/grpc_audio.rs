@@ -2,8 +2,8 @@
 //!
 //! Bot audio (PCM16 at 8/16/24 kHz or µ-law) is decoded and brought to 8 kHz per chunk
 //! (chunks are independent pieces of speech; the filter's edge effect is < 1 ms). Caller
-//! audio goes out as PCM16 at 8 or 16 kHz; 16 kHz is interpolated with a streaming filter so
-//! consecutive 20 ms frames join without clicks.
+//! audio goes out as PCM16 at 8 or 16 kHz; 16 kHz is interpolated with a streaming filter
+//! (`media::resample::Upsampler2`) so consecutive 20 ms frames join without clicks.
 
 /// Why a bot's audio was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -51,102 +51,11 @@ pub fn decode_to_8k(
                 .collect();
             Ok(match rate {
                 16000 => media::resample::decimate_16k_to_8k(&pcm),
-                24000 => decimate(&pcm, 3),
+                24000 => media::resample::decimate_24k_to_8k(&pcm),
                 _ => pcm,
             })
         }
         None => Err(AudioError::Encoding),
-    }
-}
-
-/// Half-length of the windowed-sinc filters (taps = 2 × HALF + 1).
-const HALF: usize = 24;
-
-/// Low-pass at 3.6 kHz for `rate_factor` × 8 kHz, Blackman-windowed, unity DC gain.
-fn lowpass(rate_factor: usize) -> Vec<f32> {
-    let fc = 3600.0 / (8000.0 * rate_factor as f64);
-    let n = 2 * HALF * rate_factor.max(1) / 2 + 1;
-    let centre = (n - 1) as f64 / 2.0;
-    let mut taps: Vec<f64> = (0..n)
-        .map(|i| {
-            let x = i as f64 - centre;
-            let sinc = if x == 0.0 {
-                2.0 * fc
-            } else {
-                (2.0 * std::f64::consts::PI * fc * x).sin() / (std::f64::consts::PI * x)
-            };
-            let phase = 2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64;
-            sinc * (0.42 - 0.5 * phase.cos() + 0.08 * (2.0 * phase).cos())
-        })
-        .collect();
-    let sum: f64 = taps.iter().sum();
-    taps.iter_mut().for_each(|t| *t /= sum);
-    taps.into_iter().map(|t| t as f32).collect()
-}
-
-fn to_i16(v: f32) -> i16 {
-    v.round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16
-}
-
-/// Whole-buffer decimation by `factor` (filter delay removed: output k ↔ input factor·k).
-fn decimate(input: &[i16], factor: usize) -> Vec<i16> {
-    let taps = lowpass(factor);
-    let half = (taps.len() - 1) / 2;
-    (0..input.len().div_ceil(factor))
-        .map(|k| {
-            let centre = k * factor;
-            let acc: f32 = taps
-                .iter()
-                .enumerate()
-                .filter_map(|(j, &h)| {
-                    let index = (centre + half).checked_sub(j)?;
-                    input.get(index).map(|&x| h * f32::from(x))
-                })
-                .sum();
-            to_i16(acc)
-        })
-        .collect()
-}
-
-/// Streaming 8 kHz → 16 kHz: zero-stuffing + low-pass, gain 2. The output lags the input
-/// by HALF/2 8 kHz samples (1.5 ms).
-pub struct Upsampler2 {
-    taps: Vec<f32>,
-    /// The last taps.len() samples of the zero-stuffed 16 kHz signal.
-    history: Vec<f32>,
-}
-
-impl Default for Upsampler2 {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Upsampler2 {
-    pub fn new() -> Self {
-        let taps = lowpass(2);
-        let history = vec![0.0; taps.len()];
-        Upsampler2 { taps, history }
-    }
-
-    /// Appends 2 × input.len() samples at 16 kHz to `out`.
-    pub fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
-        for &x in input {
-            for stuffed in [f32::from(x) * 2.0, 0.0] {
-                self.history.rotate_left(1);
-                if let Some(last) = self.history.last_mut() {
-                    *last = stuffed;
-                }
-                let acc: f32 = self
-                    .history
-                    .iter()
-                    .rev()
-                    .zip(&self.taps)
-                    .map(|(s, h)| s * h)
-                    .sum();
-                out.push(to_i16(acc));
-            }
-        }
     }
 }
 
@@ -208,38 +117,5 @@ mod tests {
             .collect();
         let out = decode_to_8k(&mulaw, Some(Encoding::Mulaw), 8000).unwrap();
         assert!((rms(&out) / reference - 1.0).abs() < 0.05);
-    }
-
-    #[test]
-    fn decimation_by_three_removes_what_would_alias() {
-        // 10 kHz at 24 kHz would fold to 2 kHz at 8 kHz without the low-pass.
-        let input = tone(10_000.0, 24_000.0, 24_000, 8000.0);
-        let out = decimate(&input, 3);
-        assert!(
-            rms(&out[100..7900]) < 8000.0 * 0.01,
-            "alias level {}",
-            rms(&out)
-        );
-    }
-
-    #[test]
-    fn upsampling_keeps_level_across_frames() {
-        let input = tone(1000.0, 8000.0, 8000, 8000.0);
-        let mut up = Upsampler2::new();
-        let mut out = Vec::new();
-        // 20 ms frames, as the call sends them.
-        for frame in input.chunks(160) {
-            up.process(frame, &mut out);
-        }
-        assert_eq!(out.len(), 16_000);
-        let expected = tone(1000.0, 16000.0, 16000, 8000.0);
-        assert!((rms(&out[200..15800]) / rms(&expected) - 1.0).abs() < 0.05);
-        // No clicks at frame joins: sample-to-sample steps stay within a sine's slope.
-        let max_step = out[200..]
-            .windows(2)
-            .map(|w| (i32::from(w[1]) - i32::from(w[0])).abs())
-            .max()
-            .unwrap();
-        assert!(max_step < 4000, "max step {max_step}");
     }
 }
