@@ -47,23 +47,7 @@ fn to_i16(value: f32) -> i16 {
 /// Whole-buffer 16 kHz -> 8 kHz with the filter delay removed: output sample `k` is aligned
 /// with input sample `2k`, and the output has `ceil(n / 2)` samples. For prompts loaded once.
 pub fn decimate_16k_to_8k(input: &[i16]) -> Vec<i16> {
-    let taps = lowpass_taps();
-    let half = (DECIMATOR_TAPS - 1) / 2;
-    (0..input.len().div_ceil(2))
-        .map(|k| {
-            let centre = 2 * k;
-            // Input index of tap j is centre + half - j; outside the buffer counts as silence.
-            let acc: f32 = taps
-                .iter()
-                .enumerate()
-                .filter_map(|(j, &h)| {
-                    let index = (centre + half).checked_sub(j)?;
-                    input.get(index).map(|&x| h * f32::from(x))
-                })
-                .sum();
-            to_i16(acc)
-        })
-        .collect()
+    decimate_with(input, &lowpass_taps(), 2)
 }
 
 /// Whole-buffer 24 kHz → 8 kHz (a TTS engine's native rate), filter delay removed: output
@@ -100,11 +84,17 @@ fn lowpass(rate_factor: usize) -> Vec<f32> {
 
 /// Whole-buffer decimation by `factor` (filter delay removed: output k ↔ input factor·k).
 fn decimate(input: &[i16], factor: usize) -> Vec<i16> {
-    let taps = lowpass(factor);
+    decimate_with(input, &lowpass(factor), factor)
+}
+
+/// Whole-buffer decimation by `factor` through the odd-length linear-phase `taps`, with the
+/// filter delay removed.
+fn decimate_with(input: &[i16], taps: &[f32], factor: usize) -> Vec<i16> {
     let half = (taps.len() - 1) / 2;
     (0..input.len().div_ceil(factor))
         .map(|k| {
             let centre = k * factor;
+            // Input index of tap j is centre + half - j; outside the buffer counts as silence.
             let acc: f32 = taps
                 .iter()
                 .enumerate()
