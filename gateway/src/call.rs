@@ -316,6 +316,7 @@ async fn run_media(
         let deadline = session.next_deadline();
         let hung_up = bot.hung_up();
         let connected = bot.connected();
+        let transfer_deadline = bot.transfer_deadline();
         tokio::select! {
             biased;
             signal = signals.recv() => match signal {
@@ -383,6 +384,9 @@ async fn run_media(
                     });
                 }
                 session.on_vad(Instant::now(), result)
+            }
+            _ = sleep_until_opt(transfer_deadline), if transfer_deadline.is_some() => {
+                bot.on_transfer_timeout(ctx, call).await;
             }
             _ = sleep_until_opt(max_duration), if !hung_up => {
                 info!("max_duration_s reached: hanging up");

@@ -94,6 +94,9 @@ pub struct BotConfig {
     pub connect_timeout_ms: u64,
     /// A bot that does not read what the gateway sends for this long counts as stalled.
     pub stall_timeout_ms: u64,
+    /// A transfer (REFER) not reported done (final NOTIFY or failure) within this is given
+    /// up: the bot gets TransferResult 408 and the call goes on.
+    pub transfer_timeout_ms: u64,
     /// Bound on the bot audio queued for playout; a Play beyond it is refused.
     pub max_buffered_s: u32,
     /// "reject" (503 at start; BYE mid-call) or "fallback" (prompt, then `fallback.then`).
@@ -365,6 +368,9 @@ impl BotConfig {
         }
         if !(200..=60_000).contains(&self.stall_timeout_ms) {
             return Err(invalid("bot.stall_timeout_ms", "must be 200..=60000"));
+        }
+        if !(500..=300_000).contains(&self.transfer_timeout_ms) {
+            return Err(invalid("bot.transfer_timeout_ms", "must be 500..=300000"));
         }
         if !(1..=600).contains(&self.max_buffered_s) {
             return Err(invalid("bot.max_buffered_s", "must be 1..=600"));

@@ -674,3 +674,51 @@ fn processed_caller_audio_has_the_bots_own_echo_removed() {
     eprintln!("echo at the bot: received rms {received_echo:.0}, processed {processed_echo:.0} ({db:.1} dB less)");
     assert!(db >= 12.0, "processed audio only {db:.1} dB below received");
 }
+
+/// The caller's side accepts the REFER (202) and never sends a NOTIFY: after
+/// `bot.transfer_timeout_ms` the gateway gives the transfer up, tells the bot (not accepted,
+/// 408) and the call goes on until the caller hangs up.
+#[test]
+fn transfer_never_reported_done_times_out_and_the_call_goes_on() {
+    let run = TestRun::new("bot_grpc-transfer_silent");
+    let bot = GrpcBot::start(Script {
+        prompt: Some(tone_prompt("prompt", 440.0, 500, 8000)),
+        transfer_to: Some("sip:agent@192.0.2.50".into()),
+        ..Default::default()
+    });
+    let endpoint = bot.endpoint();
+    let mut gw = Gateway::start(
+        &run,
+        &grpc_overrides(&endpoint, &[("bot.transfer_timeout_ms", "1000")]),
+    );
+    let sipp = Sipp::new(&run, "uac_refer_silent.xml", gw.sip_addr())
+        .peer_args("--duration 4")
+        .timeout(Duration::from_secs(30))
+        .run();
+    expect_success(&sipp, &gw);
+    assert!(bot.wait_for(0, Duration::from_secs(3), |m| matches!(
+        m,
+        Msg::CallEnded(_)
+    )));
+    let got = bot.received(0);
+    let result = got
+        .iter()
+        .find_map(|r| match &r.msg {
+            Msg::TransferResult(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no TransferResult: {}", gw.log_tail(40)));
+    assert!(!result.accepted, "{result:?}");
+    assert_eq!(result.sip_status, 408);
+    assert!(full_log(&gw).contains("transfer not reported done in time"));
+    let ended = got.iter().find_map(|r| match &r.msg {
+        Msg::CallEnded(e) => Some(e.reason.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        ended.as_deref(),
+        Some("RemoteHangup"),
+        "the caller hung up, not us"
+    );
+    gw.assert_healthy();
+}

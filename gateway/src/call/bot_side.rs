@@ -2,7 +2,7 @@
 //! settings it may change, a pending transfer, and what happens when the bot fails
 //! (`bot.on_failure`): never a silent dead call.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use media::playout::{Chunk, PlayoutError};
 use media::policy::{BargeInMode, PolicyConfig};
@@ -43,6 +43,8 @@ pub(super) struct BotSide<'a> {
     failed: Option<String>,
     fallback: Fallback,
     transfer: Option<TransferBy>,
+    /// When the pending transfer is given up (`bot.transfer_timeout_ms`).
+    transfer_deadline: Option<Instant>,
     policy: PolicyConfig,
     commands: Vec<BotCommand>,
     hung_up: bool,
@@ -60,6 +62,7 @@ impl<'a> BotSide<'a> {
             failed,
             fallback: Fallback::Idle,
             transfer: None,
+            transfer_deadline: None,
             policy,
             commands: Vec::new(),
             hung_up: false,
@@ -208,13 +211,34 @@ impl<'a> BotSide<'a> {
     async fn after_fallback(&mut self, ctx: &CallContext, call: CallHandle) {
         if self.cfg.fallback.then == "transfer" && self.transfer.is_none() {
             info!(target = %self.cfg.fallback.transfer_target, "fallback: transferring");
-            self.transfer = Some(TransferBy::Fallback);
+            self.start_transfer(TransferBy::Fallback);
             let target = self.cfg.fallback.transfer_target.clone();
             send(ctx, SipCommand::Refer { call, target }).await;
         } else {
             info!("fallback prompt played: hanging up");
             self.hangup(ctx, call).await;
         }
+    }
+
+    fn start_transfer(&mut self, by: TransferBy) {
+        self.transfer = Some(by);
+        self.transfer_deadline =
+            Some(Instant::now() + Duration::from_millis(self.cfg.transfer_timeout_ms));
+    }
+
+    /// When the pending transfer times out, if one is pending.
+    pub(super) fn transfer_deadline(&self) -> Option<Instant> {
+        self.transfer_deadline
+    }
+
+    /// The far end accepted (or ignored) our REFER but never said how it ended: give up as
+    /// if it had failed with 408, so the bot can go on (or the fallback call ends).
+    pub(super) async fn on_transfer_timeout(&mut self, ctx: &CallContext, call: CallHandle) {
+        warn!(
+            timeout_ms = self.cfg.transfer_timeout_ms,
+            "transfer not reported done in time: given up"
+        );
+        self.on_transfer_progress(ctx, call, 408, true).await;
     }
 
     /// Progress of our REFER: the REFER's own final response (`from_notify` false) or a
@@ -240,6 +264,7 @@ impl<'a> BotSide<'a> {
             return;
         }
         self.transfer = None;
+        self.transfer_deadline = None;
         let accepted = (200..300).contains(&status);
         info!(status, accepted, "transfer finished");
         self.send_event(BotEvent::TransferResult {
@@ -322,7 +347,7 @@ impl<'a> BotSide<'a> {
                     return self.refuse(CommandErrorKind::NotPossible, message, None);
                 }
                 info!(%target, "bot asks for a transfer (REFER)");
-                self.transfer = Some(TransferBy::Bot);
+                self.start_transfer(TransferBy::Bot);
                 send(ctx, SipCommand::Refer { call, target }).await;
             }
             BotCommand::SendDtmf {

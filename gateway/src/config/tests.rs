@@ -158,6 +158,9 @@ fn bot_keys_are_validated_with_their_names() {
     c.bot.stall_timeout_ms = 100_000;
     expect_key(&c, "bot.stall_timeout_ms");
     let mut c = default_config();
+    c.bot.transfer_timeout_ms = 100;
+    expect_key(&c, "bot.transfer_timeout_ms");
+    let mut c = default_config();
     c.bot.max_buffered_s = 0;
     expect_key(&c, "bot.max_buffered_s");
     let mut c = default_config();
