@@ -348,7 +348,7 @@ async fn run_media(
                         }
                     }
                     vad.push_frame(tick.agent_audio, tick.caller_audio, tick.caller_samples_before);
-                    if !processed_audio {
+                    if !processed_audio && bot.wants_audio() {
                         bot.send_audio(CallerAudio {
                             at_sample: caller_samples,
                             samples: std::sync::Arc::from(tick.caller_audio),

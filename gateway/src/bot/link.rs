@@ -44,6 +44,8 @@ pub struct BotLink {
     audio: mpsc::Sender<CallerAudio>,
     commands: mpsc::Receiver<BotCommand>,
     audio_dropped: u64,
+    /// False for bots that ignore caller audio (the demo): the call then builds no frames.
+    wants_audio: bool,
 }
 
 /// Held by the bot task.
@@ -64,6 +66,7 @@ pub fn pair() -> (BotLink, BotEnd) {
             audio: au_tx,
             commands: cmd_rx,
             audio_dropped: 0,
+            wants_audio: true,
         },
         BotEnd {
             events: ev_rx,
@@ -81,8 +84,16 @@ impl BotLink {
         })
     }
 
+    /// Whether the bot takes caller audio at all (build frames only then: it is per 20 ms).
+    pub fn wants_audio(&self) -> bool {
+        self.wants_audio
+    }
+
     /// Offers one caller frame; dropped (and counted) when the bot is behind or gone.
     pub fn send_audio(&mut self, frame: CallerAudio) {
+        if !self.wants_audio {
+            return;
+        }
         if self.audio.try_send(frame).is_err() {
             self.audio_dropped += 1;
         }
@@ -98,29 +109,23 @@ impl BotLink {
     }
 }
 
-/// Runs a sans-IO [`Bot`] (the demo) as a link task: events in, commands out, caller audio
-/// ignored. Ends when the call drops its link or after `CallEnded`.
+/// Runs a sans-IO [`Bot`] (the demo) as a link task: events in, commands out; it takes no
+/// caller audio. Ends when the call drops its link or after `CallEnded`.
 pub fn spawn_local(mut bot: Box<dyn Bot>) -> BotLink {
-    let (link, mut end) = pair();
+    let (mut link, mut end) = pair();
+    link.wants_audio = false;
     tokio::spawn(async move {
         let mut commands = Vec::new();
-        loop {
-            tokio::select! {
-                ev = end.events.recv() => {
-                    let Some(ev) = ev else { return };
-                    let last = matches!(ev, BotEvent::CallEnded { .. });
-                    bot.on_event(&ev, &mut commands);
-                    for c in commands.drain(..) {
-                        if end.commands.send(c).await.is_err() {
-                            return;
-                        }
-                    }
-                    if last {
-                        return;
-                    }
+        while let Some(ev) = end.events.recv().await {
+            let last = matches!(ev, BotEvent::CallEnded { .. });
+            bot.on_event(&ev, &mut commands);
+            for c in commands.drain(..) {
+                if end.commands.send(c).await.is_err() {
+                    return;
                 }
-                // Drain audio so the call does not count it as dropped.
-                Some(_) = end.audio.recv() => {}
+            }
+            if last {
+                return;
             }
         }
     });
@@ -143,6 +148,7 @@ mod tests {
     #[tokio::test]
     async fn local_bot_answers_events_with_commands() {
         let mut link = spawn_local(Box::new(Echo));
+        assert!(!link.wants_audio(), "the demo takes no caller audio");
         link.send_event(BotEvent::TurnEnded).unwrap();
         assert_eq!(link.recv_command().await, Some(BotCommand::Clear));
         link.send_event(BotEvent::CallEnded {

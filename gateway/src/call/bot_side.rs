@@ -82,6 +82,11 @@ impl<'a> BotSide<'a> {
         }
     }
 
+    /// Whether a bot is connected that takes caller audio.
+    pub(super) fn wants_audio(&self) -> bool {
+        self.link.as_ref().is_some_and(BotLink::wants_audio)
+    }
+
     pub(super) fn send_audio(&mut self, frame: CallerAudio) {
         if let Some(link) = &mut self.link {
             link.send_audio(frame);
