@@ -87,6 +87,26 @@ pub struct VadObservation {
     pub level_db: f32,
 }
 
+impl VadObservation {
+    /// The observation of one Silero chunk ending at `chunk_end`, with what the caller
+    /// pipeline knew while it was filled.
+    pub fn of_chunk(
+        chunk_end: Instant,
+        probability: f32,
+        context: &crate::pipeline::ChunkContext,
+    ) -> Self {
+        VadObservation {
+            chunk_end,
+            chunk_ms: crate::vad::CHUNK_MS,
+            probability,
+            far_active: context.far_active,
+            echo_likely: context.echo_likely,
+            echo_masked: context.echo_masked,
+            level_db: context.level_db,
+        }
+    }
+}
+
 /// What the playout's next frame carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PlayoutView {

@@ -398,15 +398,8 @@ impl MediaSession {
     /// A VAD result for a caller chunk submitted with tag = caller sample count at its end.
     pub fn on_vad(&mut self, now: Instant, result: VadResult) {
         self.stats.vad_results += 1;
-        let obs = VadObservation {
-            chunk_end: self.instant_of(result.tag, now),
-            chunk_ms: crate::vad::CHUNK_MS,
-            probability: result.probability,
-            far_active: result.context.far_active,
-            echo_likely: result.context.echo_likely,
-            echo_masked: result.context.echo_masked,
-            level_db: result.context.level_db,
-        };
+        let chunk_end = self.instant_of(result.tag, now);
+        let obs = VadObservation::of_chunk(chunk_end, result.probability, &result.context);
         self.policy.on_vad(obs, PlayoutView::of(&self.playout));
         self.apply_policy();
     }

@@ -54,7 +54,8 @@ pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn run_tool(cmd: &mut Command) -> Result<(), String> {
+/// Runs an external audio tool (espeak-ng, sox); its stderr on failure.
+pub fn run_tool(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.output().map_err(|e| {
         format!(
             "cannot run {:?}: {e} (run scripts/install-test-deps.sh)",

@@ -244,15 +244,7 @@ impl DecisionEngine {
                 out.push(decision);
             }
             Inner::Policy(policy) => {
-                let observation = VadObservation {
-                    chunk_end: end,
-                    chunk_ms: CHUNK_MS,
-                    probability: chunk.probability,
-                    far_active: chunk.context.far_active,
-                    echo_likely: chunk.context.echo_likely,
-                    echo_masked: chunk.context.echo_masked,
-                    level_db: chunk.context.level_db,
-                };
+                let observation = VadObservation::of_chunk(end, chunk.probability, &chunk.context);
                 let view = playout_view(policy, chunk.agent_interruptible);
                 policy.on_vad(observation, view);
                 drain(policy, self.t0, end, out);

@@ -254,24 +254,28 @@ impl SourceBank {
         let tmp = work_dir.join(format!("{stem}.{pid}.tmp.wav"));
         let wav = work_dir.join(format!("{stem}.wav"));
         if !wav.is_file() {
-            run(Command::new("espeak-ng")
-                .args([
-                    "-v",
-                    voice,
-                    "-s",
-                    &speed.to_string(),
-                    "-p",
-                    &pitch.to_string(),
-                ])
-                .arg("-w")
-                .arg(&raw)
-                .arg(text))?;
+            crate::audio::run_tool(
+                Command::new("espeak-ng")
+                    .args([
+                        "-v",
+                        voice,
+                        "-s",
+                        &speed.to_string(),
+                        "-p",
+                        &pitch.to_string(),
+                    ])
+                    .arg("-w")
+                    .arg(&raw)
+                    .arg(text),
+            )?;
             // -D: no dither, -R: repeatable — the conversion must be byte-identical every run.
-            run(Command::new("sox")
-                .args(["-D", "-R"])
-                .arg(&raw)
-                .args(["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"])
-                .arg(&tmp))?;
+            crate::audio::run_tool(
+                Command::new("sox")
+                    .args(["-D", "-R"])
+                    .arg(&raw)
+                    .args(["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"])
+                    .arg(&tmp),
+            )?;
             let _ = std::fs::remove_file(&raw);
             std::fs::rename(&tmp, &wav).map_err(|e| format!("{}: {e}", wav.display()))?;
         }
@@ -282,23 +286,6 @@ impl SourceBank {
         };
         self.cache.insert(key, clip.clone());
         Ok(clip)
-    }
-}
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| {
-        format!(
-            "cannot run {:?}: {e} (run scripts/install-test-deps.sh)",
-            cmd.get_program()
-        )
-    })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
     }
 }
 
