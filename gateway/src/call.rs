@@ -298,6 +298,9 @@ async fn run_media(
         send(ctx, SipCommand::Hangup { call }).await;
         return Err("VAD pool overloaded".into());
     };
+    // Dropped (and written) whichever way this function returns.
+    let mut recorder =
+        crate::recording::CallRecorder::new(&ctx.cfg.calls.record_dir, &info.call_id);
     let mut bot = BotSide::new(bot_cfg, bot, policy);
     bot.send_event(BotEvent::CallStarted(info));
     let mut caller_samples: u64 = 0;
@@ -348,6 +351,9 @@ async fn run_media(
                         }
                     }
                     vad.push_frame(tick.agent_audio, tick.caller_audio, tick.caller_samples_before);
+                    if let Some(rec) = recorder.as_mut() {
+                        rec.push(tick.caller_audio, tick.agent_audio);
+                    }
                     if !processed_audio && bot.wants_audio() {
                         bot.send_audio(CallerAudio {
                             at_sample: caller_samples,

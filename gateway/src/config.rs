@@ -148,6 +148,9 @@ pub struct DemoBotConfig {
 pub struct CallsConfig {
     pub max_concurrent: usize,
     pub max_duration_s: u64,
+    /// Directory for per-call stereo recordings (caller, agent) the replay tool reads;
+    /// empty = no recordings.
+    pub record_dir: PathBuf,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -269,6 +272,16 @@ impl Config {
         }
         if self.calls.max_concurrent == 0 {
             return Err(invalid("calls.max_concurrent", "must be at least 1"));
+        }
+        let dir = &self.calls.record_dir;
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            return Err(invalid(
+                "calls.record_dir",
+                format!(
+                    "{} is not a directory (create it, or leave empty for no recordings)",
+                    dir.display()
+                ),
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid("log.level", "not a valid tracing filter"));

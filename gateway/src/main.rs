@@ -5,6 +5,7 @@ mod call;
 mod config;
 mod pacing;
 mod ports;
+mod recording;
 mod replay;
 mod routing;
 mod routing_dest;

@@ -83,3 +83,96 @@ fn silent_caller_does_not_interrupt_the_prompt() {
     assert_eq!(r.speech_onset_ms, None);
     gw.assert_healthy();
 }
+
+/// `calls.record_dir`: the call is written as a stereo WAV (caller left, agent right) when it
+/// ends, and the replay tool run on that recording finds the same barge-in as the live call
+/// at the caller's onset.
+#[test]
+fn recorded_call_replays_to_the_same_barge_in() {
+    use bargein_e2e::run::{gateway_bin, repo_root};
+
+    let run = TestRun::new("bargein-recorded_call_replays");
+    let dir = run.path("recordings");
+    std::fs::create_dir_all(&dir).unwrap();
+    let speech = run.caller_speech();
+    let dir_str = dir.to_string_lossy().into_owned();
+    let mut gw = Gateway::start(
+        &run,
+        &[
+            ("bot.demo.hangup_after_reply", "true"),
+            ("calls.record_dir", dir_str.as_str()),
+        ],
+    );
+    let (_sipp, r) = call_until_gateway_bye(&run, &gw, 14.0, Some((&speech, SEND_AT_S)));
+    let why = summarize(&r);
+    assert!(r.stop_latency_ms.is_some(), "live call did not stop: {why}");
+
+    // Written on a blocking thread as the call ends.
+    let mut file = None;
+    for _ in 0..50 {
+        file = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "wav"));
+        if file.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let file = file.unwrap_or_else(|| panic!("no recording in {}: {why}", dir.display()));
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        !name.contains('@') && !name.contains('/'),
+        "file name from the Call-ID is sanitised: {name}"
+    );
+    let reader = hound::WavReader::open(&file).unwrap();
+    let spec = reader.spec();
+    assert_eq!((spec.sample_rate, spec.channels), (8000, 2));
+    let samples: Vec<i16> = reader.into_samples::<i16>().map(|s| s.unwrap()).collect();
+    let frames = samples.len() / 2;
+    assert!(
+        frames as f64 / 8000.0 > SEND_AT_S + 2.0,
+        "recording of {:.1} s is shorter than the call: {why}",
+        frames as f64 / 8000.0
+    );
+    // Frame levels (20 ms) of each channel.
+    let level = |ch: usize, frame: usize| -> f64 {
+        let s = &samples[frame * 320..(frame + 1) * 320];
+        let e: f64 = s
+            .iter()
+            .skip(ch)
+            .step_by(2)
+            .map(|&v| f64::from(v).powi(2))
+            .sum();
+        10.0 * (e / 160.0 / 32768f64.powi(2) + 1e-12).log10()
+    };
+    let agent_voiced = (0..frames / 160).filter(|&f| level(1, f) > -45.0).count();
+    assert!(agent_voiced > 50, "agent channel holds the prompt: {why}");
+    // The caller's onset in the recording: the first loud caller frame after 2 s (the echo
+    // of the prompt stays well below the caller's level).
+    let onset_s = (100..frames / 160)
+        .find(|&f| level(0, f) > -30.0)
+        .map(|f| f as f64 * 0.02)
+        .unwrap_or_else(|| panic!("no caller speech in the recording: {why}"));
+
+    let out = std::process::Command::new(gateway_bin())
+        .current_dir(repo_root())
+        .args(["replay", "--stereo"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "replay failed: {stdout}");
+    let onsets: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("t=") && l.contains(" barge_in "))
+        .filter_map(|l| l.split("onset t=").nth(1)?.split('s').next()?.parse().ok())
+        .collect();
+    assert_eq!(onsets.len(), 1, "one barge-in, as live:\n{stdout}");
+    assert!(
+        (onsets[0] - onset_s).abs() < 0.3,
+        "replayed barge-in onset {:.2} s vs caller onset {onset_s:.2} s in the recording:\n{stdout}",
+        onsets[0]
+    );
+    gw.assert_healthy();
+}

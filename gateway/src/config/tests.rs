@@ -42,6 +42,13 @@ fn documented_default_is_valid() {
 #[test]
 fn bad_values_name_their_key() {
     let mut c = default_config();
+    c.calls.record_dir = repo_root().join("README.md");
+    expect_key(&c, "calls.record_dir");
+    c.calls.record_dir = repo_root().join("no-such-dir");
+    expect_key(&c, "calls.record_dir");
+    c.calls.record_dir = std::env::temp_dir();
+    c.validate().unwrap();
+    let mut c = default_config();
     c.sip.t2_ms = 100;
     expect_key(&c, "sip.t2_ms");
     let mut c = default_config();
