@@ -19,6 +19,7 @@
 use super::delay::DelayEstimator;
 use super::erl_bound::ErlBound;
 use super::filter::{BlockFilter, BLOCK};
+use super::noise_floor::NoiseFloor;
 use super::{EchoConfig, EchoFrameInfo, EchoStats, FRAME_SAMPLES, MAX_FRAME_SAMPLES};
 
 const SAMPLES_PER_MS: usize = 8;
@@ -34,12 +35,8 @@ const DISPERSION: usize = 16 * SAMPLES_PER_MS;
 const FULL_SCALE_POWER: f32 = 32768.0 * 32768.0;
 /// Below this mean power (−60 dBFS) the near end is treated as silent.
 const NEAR_FLOOR_POWER: f32 = FULL_SCALE_POWER * 1e-6;
-/// Per-frame rise of the inbound noise floor tracker (≈ +1.1 dB/s at 50 frames/s).
-const NOISE_FLOOR_RISE: f32 = 1.005;
 /// Smallest step scale line noise can impose (the filter must still track path changes).
 const MIN_NOISE_STEP: f32 = 0.05;
-/// Mean noise power ÷ its tracked minimum.
-const MIN_STATISTICS_BIAS: f32 = 2.0;
 /// Level comparison for the near-end detector: an echo path loses at least 6 dB (G.168), so
 /// near-end power above the far-end power minus 3 dB cannot be echo alone.
 const NEAR_END_RATIO: f32 = 0.5;
@@ -118,8 +115,9 @@ pub struct EchoCanceller {
     erl_measured: bool,
     /// Echo gain bound from raw levels, used until the filter measures the ERL.
     erl_bound: ErlBound,
-    /// Inbound noise floor (power), see `track_noise_floor`.
+    /// Mean inbound noise power (see [`NoiseFloor::mean`]) and its tracker.
     noise_floor: f32,
+    noise_tracker: NoiseFloor,
     frames_since_tap_scan: u32,
     frames: u64,
     invalid_frames: u64,
@@ -187,6 +185,7 @@ impl EchoCanceller {
             erl_measured: false,
             erl_bound: ErlBound::new(),
             noise_floor: 0.0,
+            noise_tracker: NoiseFloor::new(),
             frames_since_tap_scan: 0,
             frames: 0,
             invalid_frames: 0,
@@ -315,8 +314,12 @@ impl EchoCanceller {
         // Frames where the near end clearly talks say nothing about the echo. Line noise is
         // taken out of both sides: it passes the canceller untouched, and counted as echo it
         // would cap the ERLE near the echo-to-noise ratio (a noisy line never "converges").
-        let floor = self.track_noise_floor(near_power);
-        self.filter.set_noise_power(MIN_STATISTICS_BIAS * floor);
+        // The ERLE is measured net of the noise's minimum (its mean would make a converged
+        // filter's ERLE flicker with every quieter stretch of noise); the step and the
+        // two-path test work with its mean, what the noise adds to a frame on average.
+        let noise_mean = self.track_noise_floor(near_power);
+        self.filter.set_noise_power(noise_mean);
+        let floor = self.noise_tracker.floor();
         let echo_in = near_power - floor;
         self.update_erle(
             far_active && !near_end_in_frame && echo_in > floor,
@@ -327,7 +330,9 @@ impl EchoCanceller {
         if far_active {
             let last = first_block + blocks - 1;
             let (_, whole_window_mean) = self.far_power_in_echo_window(last, blocks, false);
-            self.erl_bound.push(near_power, whole_window_mean);
+            // Line noise is not echo: a noisy line would otherwise look like a loud echo
+            // path, and every caller under it like our own voice.
+            self.erl_bound.push(echo_in.max(0.0), whole_window_mean);
         }
         if far_active && !near_end_in_frame && self.converged {
             self.erl_echo = 0.9 * self.erl_echo + 0.1 * echo_energy / len as f32;
@@ -569,23 +574,17 @@ impl EchoCanceller {
         if self.noise_floor <= NEAR_FLOOR_POWER || self.last_out_power <= 0.0 {
             return 1.0;
         }
-        // A minimum tracker sits below the noise's mean (≈ 3 dB for 20 ms frames).
-        let noise = MIN_STATISTICS_BIAS * self.noise_floor;
+        let noise = self.noise_floor;
         let residual = (self.last_out_power - noise).max(0.0);
         (residual / self.last_out_power).clamp(MIN_NOISE_STEP, 1.0)
     }
 
-    /// Minimum-statistics floor of the inbound power: falls at once, rises ≈ 1 dB/s, so it
-    /// follows steady noise and ignores speech and echo bursts.
+    /// Tracks the inbound noise by minimum statistics (see [`NoiseFloor`]: follows steady
+    /// noise, ignores speech and echo bursts) and returns its mean power, the part of a
+    /// frame's power the canceller cannot remove.
     fn track_noise_floor(&mut self, near_power: f32) -> f32 {
-        if !(near_power.is_finite() && near_power >= 0.0) {
-            return self.noise_floor;
-        }
-        if self.frames <= 1 || near_power < self.noise_floor {
-            self.noise_floor = near_power;
-        } else {
-            self.noise_floor *= NOISE_FLOOR_RISE;
-        }
+        self.noise_tracker.push(near_power);
+        self.noise_floor = self.noise_tracker.mean();
         self.noise_floor
     }
 

@@ -29,6 +29,7 @@ mod erl_bound;
 mod fft;
 mod filter;
 pub mod gate;
+mod noise_floor;
 
 #[cfg(test)]
 mod test_signals;
