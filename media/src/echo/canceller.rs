@@ -317,7 +317,14 @@ impl EchoCanceller {
         // The ERLE is measured net of the noise's minimum (its mean would make a converged
         // filter's ERLE flicker with every quieter stretch of noise); the step and the
         // two-path test work with its mean, what the noise adds to a frame on average.
-        let noise_mean = self.track_noise_floor(near_power);
+        // Frames the expected echo can explain do not teach the noise floor: the echo of a
+        // steady far end (a tone, music on hold) has no gaps and would pass for line noise.
+        let echo_explains = far_active && near_power <= 2.0 * far_reference * self.erl_gain();
+        let noise_mean = if echo_explains {
+            self.noise_floor
+        } else {
+            self.track_noise_floor(near_power)
+        };
         self.filter.set_noise_power(noise_mean);
         let floor = self.noise_tracker.floor();
         let echo_in = near_power - floor;
