@@ -350,9 +350,14 @@ async fn run_media(
                             send_errors += 1;
                         }
                     }
-                    vad.push_frame(tick.agent_audio, tick.caller_audio, tick.caller_samples_before);
+                    vad.push_frame(
+                        tick.agent_audio,
+                        tick.caller_audio,
+                        tick.caller_samples_before,
+                        tick.caller_shift,
+                    );
                     if let Some(rec) = recorder.as_mut() {
-                        rec.push(tick.caller_audio, tick.agent_audio);
+                        rec.push(tick.caller_audio, tick.agent_audio, tick.caller_shift);
                     }
                     if !processed_audio && bot.wants_audio() {
                         bot.send_audio(CallerAudio {

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use media::wav::write_wav;
+use media::wav::encode_wav_with_timeline_shifts;
 use tracing::{info, warn};
 
 /// Longest stretch of a call that is kept (≈ 29 MB).
@@ -23,6 +23,9 @@ pub struct CallRecorder {
     path: PathBuf,
     /// Interleaved (caller, agent) frames.
     samples: Vec<i16>,
+    /// (20 ms frame index, samples) where the jitter buffer jumped the caller's timeline:
+    /// written into the file so the replay's echo canceller follows them as the live one did.
+    shifts: Vec<(u32, i32)>,
     truncated: bool,
 }
 
@@ -36,17 +39,24 @@ impl CallRecorder {
             path: dir.join(format!("{}.wav", file_stem(call_id))),
             // Two minutes up front; longer calls grow the buffer a few times.
             samples: Vec::with_capacity(2 * 120 * RATE as usize),
+            shifts: Vec::new(),
             truncated: false,
         })
     }
 
-    /// One tick: the caller audio the pipeline got and the agent audio sent with it. A side
-    /// shorter than the other (never in a running call) is padded with silence.
-    pub fn push(&mut self, caller: &[i16], agent: &[i16]) {
+    /// One tick: the caller audio the pipeline got, the agent audio sent with it and the
+    /// jitter buffer's timeline jump in front of it. A side shorter than the other (never in
+    /// a running call) is padded with silence.
+    pub fn push(&mut self, caller: &[i16], agent: &[i16], caller_shift: i64) {
         let frames = caller.len().max(agent.len());
         if self.samples.len() / 2 + frames > MAX_FRAMES {
             self.truncated = true;
             return;
+        }
+        if caller_shift != 0 {
+            let frame = u32::try_from(self.samples.len() / 2 / 160).unwrap_or(u32::MAX);
+            let shift = i32::try_from(caller_shift).unwrap_or(i32::MAX);
+            self.shifts.push((frame, shift));
         }
         for i in 0..frames {
             self.samples.push(caller.get(i).copied().unwrap_or(0));
@@ -58,7 +68,8 @@ impl CallRecorder {
     #[cfg(test)]
     fn write(&mut self) -> Result<PathBuf, String> {
         let samples = std::mem::take(&mut self.samples);
-        write_recording(&self.path, &samples, self.truncated)?;
+        let shifts = std::mem::take(&mut self.shifts);
+        write_recording(&self.path, &samples, &shifts, self.truncated)?;
         Ok(self.path.clone())
     }
 }
@@ -67,15 +78,16 @@ impl CallRecorder {
 /// blocking pool when there is a runtime, else right here; the outcome is logged.
 impl Drop for CallRecorder {
     fn drop(&mut self) {
-        let (path, samples, truncated) = (
+        let (path, samples, shifts, truncated) = (
             self.path.clone(),
             std::mem::take(&mut self.samples),
+            std::mem::take(&mut self.shifts),
             self.truncated,
         );
         if samples.is_empty() {
             return;
         }
-        let job = move || match write_recording(&path, &samples, truncated) {
+        let job = move || match write_recording(&path, &samples, &shifts, truncated) {
             Ok(()) => info!(path = %path.display(), "call recorded"),
             Err(e) => warn!("call recording not written: {e}"),
         };
@@ -86,8 +98,15 @@ impl Drop for CallRecorder {
     }
 }
 
-fn write_recording(path: &Path, samples: &[i16], truncated: bool) -> Result<(), String> {
-    write_wav(path, RATE, 2, samples).map_err(|e| format!("{}: {e}", path.display()))?;
+fn write_recording(
+    path: &Path,
+    samples: &[i16],
+    shifts: &[(u32, i32)],
+    truncated: bool,
+) -> Result<(), String> {
+    let bytes = encode_wav_with_timeline_shifts(RATE, 2, samples, shifts)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     if truncated {
         warn!(
             path = %path.display(),
@@ -140,14 +159,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rec-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut rec = CallRecorder::new(&dir, "c@h").unwrap();
-        rec.push(&[1, 2, 3], &[10, 20, 30]);
-        rec.push(&[4, 5], &[40]);
+        rec.push(&[1, 2, 3], &[10, 20, 30], 0);
+        rec.push(&[4, 5], &[40], 160);
         let path = rec.write().unwrap();
         drop(rec);
         assert_eq!(path, dir.join("c_h.wav"));
         let wav = media::wav::read_wav(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!((wav.sample_rate, wav.channels), (8_000, 2));
         assert_eq!(wav.samples, vec![1, 10, 2, 20, 3, 30, 4, 40, 5, 0]);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            media::wav::read_timeline_shifts(&bytes).unwrap(),
+            vec![(0, 160)]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -156,18 +180,18 @@ mod tests {
         let mut rec = CallRecorder::new(Path::new("/nonexistent"), "c").unwrap();
         let frame = [7i16; 160];
         for _ in 0..(MAX_FRAMES / 160) {
-            rec.push(&frame, &frame);
+            rec.push(&frame, &frame, 0);
         }
         assert_eq!(rec.samples.len(), 2 * MAX_FRAMES);
         assert!(!rec.truncated);
-        rec.push(&frame, &frame);
+        rec.push(&frame, &frame, 0);
         assert_eq!(rec.samples.len(), 2 * MAX_FRAMES);
         assert!(rec.truncated);
         assert!(
             rec.write().is_err(),
             "unwritable directory is an error, not a panic"
         );
-        rec.push(&frame, &frame);
+        rec.push(&frame, &frame, 0);
         drop(rec); // logs, does not panic
     }
 }

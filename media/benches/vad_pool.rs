@@ -96,6 +96,7 @@ fn main() {
                 &prompt[off..off + 160],
                 &reply[near_off..near_off + 160],
                 (k * 160) as u64,
+                0,
             );
             submitted[i].push(Instant::now());
         }

@@ -172,6 +172,10 @@ enum BlockKind {
 
 /// The adaptive jitter buffer of one receive stream.
 pub struct JitterBuffer {
+    /// `play` at the end of the previous pop (None before the first started pop).
+    play_after_last_pop: Option<i64>,
+    /// See [`JitterBuffer::last_pop_shift`].
+    last_shift: i64,
     config: JitterConfig,
     slots: Vec<Slot>,
     plc: Plc,
@@ -231,6 +235,8 @@ impl JitterBuffer {
             slots: vec![empty; blocks],
             plc: Plc::new(),
             started: false,
+            play_after_last_pop: None,
+            last_shift: 0,
             ssrc: 0,
             ts_ref: 0,
             ext_ref: 0,
@@ -361,6 +367,13 @@ impl JitterBuffer {
                 self.play_frame(out)
             }
         };
+        // How far this frame jumped on the sender's timeline beyond its own 20 ms: a dropped
+        // frame, an expansion, skipped loss, a re-anchored talkspurt, a resync.
+        self.last_shift = match (self.started, self.play_after_last_pop) {
+            (true, Some(prev)) => self.play - prev - FRAME_I64,
+            _ => 0,
+        };
+        self.play_after_last_pop = self.started.then_some(self.play);
         self.levels.on_pop();
         match kind {
             FrameKind::Normal => self.stats.frames_normal += 1,
@@ -368,6 +381,15 @@ impl JitterBuffer {
             FrameKind::Silence => self.stats.frames_silence += 1,
         }
         kind
+    }
+
+    /// Samples the last popped frame skipped (> 0) or repeated (< 0) of the sender's
+    /// timeline, beyond the 20 ms it played: +160 for a frame dropped to shrink the delay,
+    /// −160 for one inserted to grow it. Anything echoed by the far end (our own audio) now
+    /// reaches us that much sooner (> 0) or later: the echo canceller moves its delay line by
+    /// it instead of re-learning the echo path. 0 before the first packet.
+    pub fn last_pop_shift(&self) -> i64 {
+        self.last_shift
     }
 
     fn start_delay(&self) -> i64 {

@@ -183,6 +183,15 @@ impl CallerPipeline {
         trace
     }
 
+    /// The caller's timeline jumped by `samples` in front of the next frame (the jitter
+    /// buffer dropped or inserted a frame): the echo of our audio now arrives that much
+    /// sooner (> 0) or later, and the canceller moves its delay line with it.
+    pub fn near_timeline_shifted(&mut self, samples: i64) {
+        if let Some(echo) = self.echo.as_mut() {
+            echo.near_timeline_shifted(samples);
+        }
+    }
+
     /// Echo canceller statistics (None when cancellation is off).
     pub fn echo_stats(&self) -> Option<crate::echo::EchoStats> {
         self.echo.as_ref().map(EchoCanceller::stats)

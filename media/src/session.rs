@@ -135,6 +135,9 @@ pub struct Tick<'a> {
     pub agent_audio: &'a [i16],
     /// Caller sample counter at the start of `caller_audio` (VAD tags count from here).
     pub caller_samples_before: u64,
+    /// Samples of the caller's timeline the jitter buffer skipped (> 0) or repeated (< 0)
+    /// to produce this frame; the echo canceller follows it.
+    pub caller_shift: i64,
     /// How late the shell ran this tick against its absolute deadline.
     pub lateness: Duration,
     /// The frame carries agent audio.
@@ -328,6 +331,7 @@ impl MediaSession {
             caller_audio: &self.caller_frame,
             agent_audio: &self.out_frame,
             caller_samples_before: before,
+            caller_shift: self.jitter.last_pop_shift(),
             lateness: frame.lateness,
             voiced: frame.voiced,
         })

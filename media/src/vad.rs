@@ -262,6 +262,8 @@ enum Job {
         submitted: std::time::Instant,
         far: [i16; FRAME_SAMPLES],
         near: [i16; FRAME_SAMPLES],
+        /// See [`VadStream::push_frame`].
+        near_shift: i64,
     },
     Open {
         stream: u64,
@@ -506,10 +508,14 @@ fn apply(
             submitted,
             far,
             near,
+            near_shift,
         } => {
             let Some(st) = streams.get_mut(&stream) else {
                 return;
             };
+            if near_shift != 0 {
+                st.pipeline.near_timeline_shifted(near_shift);
+            }
             let shed = submitted.elapsed() > SHED_AFTER;
             if shed {
                 stats.shed_frames.fetch_add(1, Ordering::Relaxed);
@@ -538,7 +544,16 @@ impl VadStream {
     /// Submits one 20 ms tick: the caller frame (`near`), the frame we sent (`far`), and the
     /// count of caller samples before it. Never blocks: a full queue drops the frame
     /// (counted) rather than stalling the call.
-    pub fn push_frame(&mut self, far: &[i16], near: &[i16], caller_samples_before: u64) {
+    /// `near_shift`: samples the caller's timeline skipped (> 0) or repeated (< 0) in front
+    /// of this frame (the jitter buffer dropped or inserted a frame; see
+    /// [`crate::jitter::JitterBuffer::last_pop_shift`]); 0 normally.
+    pub fn push_frame(
+        &mut self,
+        far: &[i16],
+        near: &[i16],
+        caller_samples_before: u64,
+        near_shift: i64,
+    ) {
         let mut job_far = [0i16; FRAME_SAMPLES];
         let mut job_near = [0i16; FRAME_SAMPLES];
         let n = near.len().min(FRAME_SAMPLES);
@@ -555,6 +570,7 @@ impl VadStream {
             submitted: std::time::Instant::now(),
             far: job_far,
             near: job_near,
+            near_shift,
         };
         if self.worker.try_send(job).is_err() {
             self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);

@@ -288,6 +288,82 @@ pub fn encode_wav(sample_rate: u32, channels: u16, samples: &[i16]) -> Result<Ve
     Ok(out)
 }
 
+/// RIFF chunk id of the caller-timeline jumps a call recording carries (see
+/// [`encode_wav_with_timeline_shifts`]); other WAV readers skip it.
+pub const TIMELINE_SHIFTS_CHUNK: &[u8; 4] = b"bgts";
+
+/// A call recording: [`encode_wav`] plus a `bgts` chunk (before `data`) listing where the
+/// jitter buffer jumped the caller's timeline: (20 ms frame index, samples skipped > 0 or
+/// repeated < 0), each as two little-endian 32-bit integers. The replay feeds them to the
+/// echo canceller exactly as the live call did.
+pub fn encode_wav_with_timeline_shifts(
+    sample_rate: u32,
+    channels: u16,
+    samples: &[i16],
+    shifts: &[(u32, i32)],
+) -> Result<Vec<u8>, WavError> {
+    let plain = encode_wav(sample_rate, channels, samples)?;
+    if shifts.is_empty() {
+        return Ok(plain);
+    }
+    let body_len = shifts.len() * 8;
+    let chunk_len = u32::try_from(body_len)
+        .map_err(|_| WavError::Malformed(format!("{} timeline shifts", shifts.len())))?;
+    let mut out = Vec::with_capacity(plain.len() + 8 + body_len);
+    // RIFF header + fmt chunk, then ours, then data.
+    let (head, data) = plain.split_at(RIFF_HEADER_LEN + CHUNK_HEADER_LEN + PCM_FMT_LEN);
+    out.extend_from_slice(head);
+    out.extend_from_slice(TIMELINE_SHIFTS_CHUNK);
+    out.extend_from_slice(&chunk_len.to_le_bytes());
+    for (frame, shift) in shifts {
+        out.extend_from_slice(&frame.to_le_bytes());
+        out.extend_from_slice(&shift.to_le_bytes());
+    }
+    out.extend_from_slice(data);
+    let riff_len = u32::try_from(out.len() - 8)
+        .map_err(|_| WavError::Malformed("recording too large".into()))?;
+    if let Some(slot) = out.get_mut(4..8) {
+        slot.copy_from_slice(&riff_len.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// The timeline shifts of a call recording (empty if it has none; a malformed chunk is an
+/// error naming it).
+pub fn read_timeline_shifts(bytes: &[u8]) -> Result<Vec<(u32, i32)>, WavError> {
+    let mut pos = RIFF_HEADER_LEN;
+    while let (Some(id), Some(size)) = (bytes.get(pos..pos + 4), u32_at(bytes, pos + 4)) {
+        let body_start = pos + CHUNK_HEADER_LEN;
+        let body_end = body_start.saturating_add(size as usize);
+        if id == TIMELINE_SHIFTS_CHUNK {
+            let body = bytes.get(body_start..body_end).ok_or_else(|| {
+                WavError::Truncated(format!("\"bgts\" chunk declares {size} bytes"))
+            })?;
+            if body.len() % 8 != 0 {
+                return Err(WavError::Malformed(format!(
+                    "\"bgts\" chunk of {} bytes is not a list of 8-byte entries",
+                    body.len()
+                )));
+            }
+            return Ok(body
+                .chunks_exact(8)
+                .map(|e| {
+                    let word = |i: usize| {
+                        let mut b = [0u8; 4];
+                        if let Some(src) = e.get(i..i + 4) {
+                            b.copy_from_slice(src);
+                        }
+                        b
+                    };
+                    (u32::from_le_bytes(word(0)), i32::from_le_bytes(word(4)))
+                })
+                .collect());
+        }
+        pos = body_end.saturating_add(size as usize % 2);
+    }
+    Ok(Vec::new())
+}
+
 /// Writes a 16-bit PCM WAV file.
 pub fn write_wav(
     path: &Path,

@@ -125,6 +125,13 @@ fn recorded_call_replays_to_the_same_barge_in() {
         !name.contains('@') && !name.contains('/'),
         "file name from the Call-ID is sanitised: {name}"
     );
+    // The jitter buffer's start-up shrink (40 → 20 ms) rides along for the replay's
+    // echo canceller.
+    let shifts = media_wav_shifts(&file);
+    assert!(
+        shifts.iter().any(|&(_, s)| s == 160),
+        "recording lists the jitter buffer's dropped frame: {shifts:?}"
+    );
     let reader = hound::WavReader::open(&file).unwrap();
     let spec = reader.spec();
     assert_eq!((spec.sample_rate, spec.channels), (8000, 2));
@@ -175,4 +182,26 @@ fn recorded_call_replays_to_the_same_barge_in() {
         onsets[0]
     );
     gw.assert_healthy();
+}
+
+/// The `bgts` chunk of a gateway recording: (frame, shift) pairs of two LE 32-bit integers.
+fn media_wav_shifts(path: &std::path::Path) -> Vec<(u32, i32)> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut pos = 12;
+    while pos + 8 <= bytes.len() {
+        let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        if &bytes[pos..pos + 4] == b"bgts" {
+            return bytes[pos + 8..pos + 8 + size]
+                .chunks_exact(8)
+                .map(|e| {
+                    (
+                        u32::from_le_bytes(e[..4].try_into().unwrap()),
+                        i32::from_le_bytes(e[4..].try_into().unwrap()),
+                    )
+                })
+                .collect();
+        }
+        pos += 8 + size + size % 2;
+    }
+    Vec::new()
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use media::resample::decimate_16k_to_8k;
-use media::wav::{read_wav, Wav};
+use media::wav::{read_timeline_shifts, read_wav, Wav};
 
 /// Rate the pipeline runs at.
 pub const RATE_HZ: u32 = 8_000;
@@ -42,6 +42,9 @@ impl Source {
 pub struct CallAudio {
     pub caller: Vec<i16>,
     pub agent: Vec<i16>,
+    /// (20 ms frame index, samples) where the live call's jitter buffer jumped the caller's
+    /// timeline (a gateway recording's `bgts` chunk; empty otherwise).
+    pub caller_shifts: Vec<(usize, i64)>,
 }
 
 impl CallAudio {
@@ -54,7 +57,7 @@ impl CallAudio {
 pub fn load(source: &Source) -> Result<CallAudio, String> {
     match source {
         Source::Stereo(path) => {
-            let wav = read_file(path)?;
+            let (wav, shifts) = read_file(path)?;
             if wav.channels != 2 {
                 let hint = if wav.channels == 1 {
                     " (for two mono files use --caller CALLER.wav --agent AGENT.wav)"
@@ -72,7 +75,19 @@ pub fn load(source: &Source) -> Result<CallAudio, String> {
             let agent = channel(&wav.samples, AGENT_CHANNEL);
             let caller = to_8k(path, rate, caller)?;
             let agent = to_8k(path, rate, agent)?;
-            Ok(CallAudio { caller, agent })
+            let caller_shifts = if rate == RATE_HZ {
+                shifts
+                    .into_iter()
+                    .map(|(frame, shift)| (frame as usize, i64::from(shift)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok(CallAudio {
+                caller,
+                agent,
+                caller_shifts,
+            })
         }
         Source::Pair { caller, agent } => {
             let caller = load_mono(caller, "--caller")?;
@@ -82,17 +97,19 @@ pub fn load(source: &Source) -> Result<CallAudio, String> {
     }
 }
 
-fn read_file(path: &Path) -> Result<Wav, String> {
+/// The WAV and the timeline shifts of a gateway recording (none in other files).
+fn read_file(path: &Path) -> Result<(Wav, Vec<(u32, i32)>), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let wav = read_wav(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     if wav.samples.is_empty() {
         return Err(format!("{}: the WAV file holds no audio", path.display()));
     }
-    Ok(wav)
+    let shifts = read_timeline_shifts(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((wav, shifts))
 }
 
 fn load_mono(path: &Path, flag: &str) -> Result<Vec<i16>, String> {
-    let wav = read_file(path)?;
+    let (wav, _) = read_file(path)?;
     if wav.channels != 1 {
         return Err(format!(
             "{}: {} channels; {flag} expects a mono file (for one stereo file use --stereo)",
@@ -128,7 +145,11 @@ fn equal_length(mut caller: Vec<i16>, mut agent: Vec<i16>) -> CallAudio {
     let len = caller.len().max(agent.len());
     caller.resize(len, 0);
     agent.resize(len, 0);
-    CallAudio { caller, agent }
+    CallAudio {
+        caller,
+        agent,
+        caller_shifts: Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -152,6 +173,18 @@ mod tests {
         assert_eq!(call.caller.len(), 200);
         assert_eq!(call.caller[5], 5);
         assert_eq!(call.agent[5], -5);
+        assert!(call.caller_shifts.is_empty());
+    }
+
+    #[test]
+    fn a_gateway_recording_brings_its_jitter_buffer_jumps() {
+        let samples: Vec<i16> = (0..1600).flat_map(|i| [i as i16, 0]).collect();
+        let bytes =
+            media::wav::encode_wav_with_timeline_shifts(8_000, 2, &samples, &[(3, 160), (7, -160)])
+                .unwrap();
+        let call = load(&Source::Stereo(temp("shifts.wav", &bytes))).unwrap();
+        assert_eq!(call.caller_shifts, vec![(3, 160), (7, -160)]);
+        assert_eq!(call.caller.len(), 1600);
     }
 
     #[test]

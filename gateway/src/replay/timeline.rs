@@ -198,7 +198,12 @@ pub fn run(
     // Frame activity since the last chunk: a chunk takes the majority of its frames.
     let mut votes = [0u32; 3];
     let report_every = (total_frames / 100).max(1);
+    let mut shifts = audio.caller_shifts.iter().peekable();
     for index in 0..total_frames {
+        // The live call's jitter-buffer jumps, where they happened.
+        while let Some((_, shift)) = shifts.next_if(|(frame, _)| *frame <= index) {
+            caller_pipeline.near_timeline_shifted(*shift);
+        }
         let start = index * FRAME_SAMPLES;
         // The last frame is padded with silence: the live path only sees whole frames.
         copy_padded(&audio.caller, start, &mut near);
@@ -341,7 +346,11 @@ mod tests {
         };
         let mut seen = Vec::new();
         let timeline = run(
-            CallAudio { caller, agent },
+            CallAudio {
+                caller,
+                agent,
+                caller_shifts: Vec::new(),
+            },
             &pipeline,
             PolicyConfig::default(),
             engine,

@@ -35,6 +35,10 @@ const DISPERSION: usize = 16 * SAMPLES_PER_MS;
 const FULL_SCALE_POWER: f32 = 32768.0 * 32768.0;
 /// Below this mean power (−60 dBFS) the near end is treated as silent.
 const NEAR_FLOOR_POWER: f32 = FULL_SCALE_POWER * 1e-6;
+/// Per-frame decay of the far end's recent peak power (≈ 2 dB/s).
+const FAR_PEAK_DECAY: f32 = 0.99;
+/// A far end this far (20 dB) under its recent peak is in a gap between words.
+const FAR_GAP_RATIO: f32 = 0.01;
 /// Smallest step scale line noise can impose (the filter must still track path changes).
 const MIN_NOISE_STEP: f32 = 0.05;
 /// Level comparison for the near-end detector: an echo path loses at least 6 dB (G.168), so
@@ -66,6 +70,17 @@ const ERLE_SLOW: f32 = 0.96;
 const ERLE_FAST: f32 = 0.7;
 /// The filter taps are re-examined this often (frames) to refine the bulk delay.
 const TAP_SCAN_FRAMES: u32 = 12;
+
+/// What happens to the taps when the delay line moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TapsOnMove {
+    /// The echo stayed where it was: the taps move against the window.
+    Shift,
+    /// The echo moved with the window (the near timeline jumped).
+    Keep,
+    /// The old alignment was wrong: start over.
+    Reset,
+}
 
 /// The echo canceller of one call leg. See the module documentation.
 pub struct EchoCanceller {
@@ -118,6 +133,8 @@ pub struct EchoCanceller {
     /// Mean inbound noise power (see [`NoiseFloor::mean`]) and its tracker.
     noise_floor: f32,
     noise_tracker: NoiseFloor,
+    /// Recent peak of the far-end reference power (decays ≈ 2 dB/s).
+    far_peak: f32,
     frames_since_tap_scan: u32,
     frames: u64,
     invalid_frames: u64,
@@ -186,6 +203,7 @@ impl EchoCanceller {
             erl_bound: ErlBound::new(),
             noise_floor: 0.0,
             noise_tracker: NoiseFloor::new(),
+            far_peak: 0.0,
             frames_since_tap_scan: 0,
             frames: 0,
             invalid_frames: 0,
@@ -222,6 +240,7 @@ impl EchoCanceller {
                 near_level_db: power_db(near_energy / len.max(1) as f32),
                 double_talk: false,
                 erle_db: self.erle_slow_db,
+                echo_likeness: None,
             };
         }
         if far.len() != len {
@@ -317,16 +336,18 @@ impl EchoCanceller {
         // The ERLE is measured net of the noise's minimum (its mean would make a converged
         // filter's ERLE flicker with every quieter stretch of noise); the step and the
         // two-path test work with its mean, what the noise adds to a frame on average.
-        // Frames the expected echo can explain do not teach the noise floor: the echo of a
-        // steady far end (a tone, music on hold) has no gaps and would pass for line noise.
-        let echo_explains = far_active && near_power <= 2.0 * far_reference * self.erl_gain();
-        let noise_mean = if echo_explains {
+        // Only frames in a gap of the far end (silent, or 20 dB under its recent peak, as
+        // between words) teach the noise floor: the echo of a steady far end (a tone, music
+        // on hold) has no gaps and would pass for line noise.
+        self.far_peak = (self.far_peak * FAR_PEAK_DECAY).max(far_reference);
+        let far_gap = !far_active || far_reference < FAR_GAP_RATIO * self.far_peak;
+        let noise_mean = if !far_gap {
             self.noise_floor
         } else {
             self.track_noise_floor(near_power)
         };
         self.filter.set_noise_power(noise_mean);
-        let floor = self.noise_tracker.floor();
+        let floor = noise_mean;
         let echo_in = near_power - floor;
         self.update_erle(
             far_active && !near_end_in_frame && echo_in > floor,
@@ -366,6 +387,7 @@ impl EchoCanceller {
             near_level_db: power_db(near_power),
             double_talk: self.double_talk,
             erle_db: self.erle_slow_db,
+            echo_likeness: self.delay.echo_likeness(),
         }
     }
 
@@ -517,26 +539,12 @@ impl EchoCanceller {
         let inside = lag >= start + BLOCK && lag < start + PRE_MARGIN + 2 * BLOCK;
         let target = (lag.saturating_sub(PRE_MARGIN) / BLOCK * BLOCK).min(self.max_start);
         if !inside && target != start {
-            let shift = (target as isize - start as isize) / BLOCK as isize;
-            if keep_taps {
-                // Keep what the filter knows; the echo moved by a few blocks at most.
-                self.filter.shift_partitions(shift);
+            let taps = if keep_taps {
+                TapsOnMove::Shift
             } else {
-                // Taps learnt at a wrong alignment are noise.
-                self.filter.reset_adaptation();
-            }
-            self.window_start = target;
-            self.delay_changes += 1;
-            // Refill the far-end spectra for the new alignment from the history.
-            let newest_end = self.far_written as i64 - target as i64;
-            for k in 0..self.filter.partitions() {
-                let end = newest_end - (k * BLOCK) as i64;
-                let mut window = [0.0f32; 2 * BLOCK];
-                for (i, slot) in window.iter_mut().enumerate() {
-                    *slot = self.far_sample(end - (2 * BLOCK) as i64 + i as i64);
-                }
-                self.filter.load_far_window(k, &window);
-            }
+                TapsOnMove::Reset
+            };
+            self.move_window(target, taps);
         }
         // Point the step prior at the echo onset: adaptation effort spent on the (empty)
         // taps before it is only noise.
@@ -549,6 +557,59 @@ impl EchoCanceller {
             self.filter.restart_at_onset(onset);
         } else if onset != self.filter.expected_onset() {
             self.filter.set_expected_onset(onset);
+        }
+    }
+
+    /// Moves the delay line to `target` samples (a multiple of [`BLOCK`]), doing `taps`
+    /// with what the filter learnt.
+    fn move_window(&mut self, target: usize, taps: TapsOnMove) {
+        let start = self.window_start;
+        let shift = (target as isize - start as isize) / BLOCK as isize;
+        match taps {
+            // Keep what the filter knows; the echo moved by a few blocks at most.
+            TapsOnMove::Shift => self.filter.shift_partitions(shift),
+            // Taps learnt at a wrong alignment are noise.
+            TapsOnMove::Reset => self.filter.reset_adaptation(),
+            TapsOnMove::Keep => {}
+        }
+        self.window_start = target;
+        self.delay_changes += 1;
+        // Refill the far-end spectra for the new alignment from the history.
+        let newest_end = self.far_written as i64 - target as i64;
+        for k in 0..self.filter.partitions() {
+            let end = newest_end - (k * BLOCK) as i64;
+            let mut window = [0.0f32; 2 * BLOCK];
+            for (i, slot) in window.iter_mut().enumerate() {
+                *slot = self.far_sample(end - (2 * BLOCK) as i64 + i as i64);
+            }
+            self.filter.load_far_window(k, &window);
+        }
+    }
+
+    /// The near end's timeline jumped by `samples` (> 0: skipped ahead, so the echo now
+    /// arrives that much sooner) — our own jitter buffer dropped or inserted a frame. The
+    /// echo path itself did not change: the delay line, the taps and the delay estimate
+    /// move with the jump instead of being re-learnt (which takes seconds, and masks the
+    /// caller meanwhile). A jump the delay line cannot follow starts the search over.
+    pub fn near_timeline_shifted(&mut self, samples: i64) {
+        if samples == 0 {
+            return;
+        }
+        let blocks = (samples as f64 / BLOCK as f64).round() as i64;
+        let target = self.window_start as i64 - blocks * BLOCK as i64;
+        self.delay.timeline_shifted(samples);
+        self.filter_delay = self
+            .filter_delay
+            .and_then(|d| usize::try_from(d as i64 - samples).ok());
+        if !(0..=self.max_start as i64).contains(&target) {
+            self.filter.reset_adaptation();
+            self.filter_delay = None;
+            self.converged = false;
+            return;
+        }
+        if blocks != 0 {
+            // The echo moved with the delay line: relative to it, nothing changed.
+            self.move_window(target as usize, TapsOnMove::Keep);
         }
     }
 

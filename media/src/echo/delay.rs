@@ -37,6 +37,9 @@ const MIN_QUALITY: f32 = 0.25;
 const IMMEDIATE_QUALITY: f32 = 0.5;
 /// Lags (ms) within which two peaks count as the same delay.
 const SAME_LAG: usize = 2;
+/// Memory of the echo likeness at the current delay (envelope values: ≈ 160 ms, about
+/// one syllable — a caller's first syllable must show).
+const LIKENESS_MEMORY: f32 = 160.0;
 
 /// Exponentially weighted correlation of near(t) with far(t − lag) for every lag.
 struct Correlation {
@@ -83,6 +86,30 @@ impl Correlation {
     }
 }
 
+/// Normalised correlation of the near envelope with the far envelope at one lag, always
+/// updated (also while the near end talks: that is what it is meant to show).
+struct Likeness {
+    cross: f32,
+    near_energy: f32,
+    far_energy: f32,
+}
+
+impl Likeness {
+    const KEEP: f32 = 1.0 - 1.0 / LIKENESS_MEMORY;
+
+    fn push(&mut self, near: f32, far_at_lag: f32) {
+        self.cross = Self::KEEP * self.cross + near * far_at_lag;
+        self.near_energy = Self::KEEP * self.near_energy + near * near;
+        self.far_energy = Self::KEEP * self.far_energy + far_at_lag * far_at_lag;
+    }
+
+    fn value(&self) -> Option<f32> {
+        let norm = (self.near_energy * self.far_energy).sqrt();
+        let v = self.cross / norm;
+        (norm > 0.0 && v.is_finite()).then_some(v)
+    }
+}
+
 pub(crate) struct DelayEstimator {
     /// Largest lag searched, in envelope values.
     max_lag: usize,
@@ -103,6 +130,7 @@ pub(crate) struct DelayEstimator {
     candidate: Option<usize>,
     candidate_hits: u32,
     estimate: Option<usize>,
+    likeness: Likeness,
 }
 
 impl DelayEstimator {
@@ -126,13 +154,54 @@ impl DelayEstimator {
             candidate: None,
             candidate_hits: 0,
             estimate: None,
+            likeness: Likeness {
+                cross: 0.0,
+                near_energy: 0.0,
+                far_energy: 0.0,
+            },
         }
+    }
+
+    /// How well the far end, at the estimated delay, explains the near end over the last
+    /// ≈ 160 ms (normalised envelope correlation, −1…1): near 1 while the line carries only
+    /// our echo, low when anything else (a caller, a crowd) is as loud. None until a delay
+    /// is known or while the far end has been silent.
+    pub(crate) fn echo_likeness(&self) -> Option<f32> {
+        self.estimate.and(self.likeness.value())
     }
 
     /// Normalised correlation of the short-memory peak: how much of the recent near-end
     /// envelope the far end explains (high for echo, whatever its path; low for a caller).
     pub(crate) fn recent_echo_likeness(&self) -> f32 {
         self.fast.peak().1
+    }
+
+    /// The near timeline jumped by `samples` (> 0: the echo now arrives sooner): every lag,
+    /// the estimate and what was correlated at each lag move with it.
+    pub(crate) fn timeline_shifted(&mut self, samples: i64) {
+        let ms = (samples as f64 / ENVELOPE_SAMPLES as f64).round() as i64;
+        if ms == 0 {
+            return;
+        }
+        let shift = |lag: usize| usize::try_from(lag as i64 - ms).ok();
+        self.estimate = self.estimate.and_then(shift);
+        self.candidate = self.candidate.and_then(shift);
+        for corr in [&mut self.slow, &mut self.fast] {
+            let n = corr.by_lag.len();
+            let k = (ms.unsigned_abs() as usize).min(n);
+            if ms > 0 {
+                // by_lag[l] now holds what was at l + ms.
+                corr.by_lag.rotate_left(k);
+                if let Some(tail) = corr.by_lag.get_mut(n - k..) {
+                    tail.fill(0.0);
+                }
+            } else {
+                corr.by_lag.rotate_right(k);
+                if let Some(head) = corr.by_lag.get_mut(..k) {
+                    head.fill(0.0);
+                }
+            }
+        }
     }
 
     /// Current estimate in samples (the lag of the echo's main energy), if any.
@@ -202,6 +271,15 @@ impl DelayEstimator {
             .far_history
             .get(self.head + 1..self.head + 1 + len)
             .unwrap_or(&[]);
+        if let Some(lag) = self.estimate {
+            let far_at_lag = window
+                .len()
+                .checked_sub(1 + lag)
+                .and_then(|i| window.get(i))
+                .copied()
+                .unwrap_or(0.0);
+            self.likeness.push(near_hp, far_at_lag);
+        }
         if !near_talks {
             self.slow.push(near_hp, far_hp, window.iter().rev());
             self.fast.push(near_hp, far_hp, window.iter().rev());

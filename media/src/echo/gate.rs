@@ -193,6 +193,7 @@ mod tests {
             near_level_db: -26.0,
             double_talk: false,
             erle_db: 0.0,
+            echo_likeness: None,
         };
         let gap = EchoFrameInfo {
             far_active: false,
@@ -232,6 +233,7 @@ mod tests {
             near_level_db: -30.0,
             double_talk: false,
             erle_db: 0.0,
+            echo_likeness: None,
         };
         gate.assess_frame(&word);
         // Not converged: output at the echo level is echo.
@@ -254,6 +256,7 @@ mod tests {
             near_level_db: -12.0,
             double_talk: true,
             erle_db: 20.0,
+            echo_likeness: None,
         };
         assert_eq!(gate.assess_frame(&info), EchoGateVerdict::AboveExpectedEcho);
         let quiet = EchoFrameInfo {

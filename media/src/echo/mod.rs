@@ -85,6 +85,9 @@ pub struct EchoFrameInfo {
     pub double_talk: bool,
     /// Smoothed echo return loss enhancement (dB) of the canceller, over far-only frames.
     pub erle_db: f32,
+    /// How well our own audio explains the inbound audio over the last ≈ 160 ms
+    /// (normalised envelope correlation at the bulk delay; None until the delay is known).
+    pub echo_likeness: Option<f32>,
 }
 
 /// Running state of a canceller.

@@ -50,6 +50,7 @@ struct Run {
     kinds: Vec<FrameKind>,
     frames: Vec<[i16; FRAME_SAMPLES]>,
     stats: Vec<JitterStats>,
+    shifts: Vec<i64>,
     outcomes: Vec<PushOutcome>,
 }
 
@@ -63,6 +64,7 @@ fn simulate(config: JitterConfig, packets: &[Packet], pops: usize, signal: Signa
         kinds: Vec::with_capacity(pops),
         frames: Vec::with_capacity(pops),
         stats: Vec::with_capacity(pops),
+        shifts: Vec::with_capacity(pops),
         outcomes: Vec::with_capacity(packets.len()),
     };
     let jb = &mut run.jb;
@@ -80,6 +82,7 @@ fn simulate(config: JitterConfig, packets: &[Packet], pops: usize, signal: Signa
         run.kinds.push(jb.pop(at(pop_us), &mut out));
         run.frames.push(out);
         run.stats.push(jb.stats());
+        run.shifts.push(jb.last_pop_shift());
     }
     run
 }
@@ -182,6 +185,10 @@ fn steady_in_order_stream_plays_exactly_and_settles_at_min_delay() {
     // The ramp is continuous everywhere except across the one dropped frame.
     assert!(ramp_breaks(&run) <= 1, "{}", ramp_breaks(&run));
     assert!(run.outcomes.iter().all(|o| *o == PushOutcome::Accepted));
+    // The dropped frame is reported as a 160-sample jump of the timeline (the echo
+    // canceller follows it); every other frame advanced exactly 20 ms.
+    let jumps: Vec<i64> = run.shifts.iter().copied().filter(|&s| s != 0).collect();
+    assert_eq!(jumps, vec![160], "{:?}", run.shifts);
 }
 
 #[test]

@@ -128,7 +128,7 @@ fn pool_returns_every_chunk_in_order_with_its_tag() {
     let mut fed = 0u64;
     let silence = [0i16; 160];
     for frame in pcm[..160 * 100].chunks(160) {
-        stream.push_frame(&silence, frame, fed);
+        stream.push_frame(&silence, frame, fed, 0);
         fed += frame.len() as u64;
     }
     let expected = (160 * 100) / CHUNK_SAMPLES;
@@ -166,7 +166,7 @@ fn processed_audio_comes_back_only_when_asked_for_and_is_what_the_vad_heard() {
         let mut stream = pool.open_stream(Box::new(ChannelSink(tx)), &cfg).unwrap();
         let silence = [0i16; 160];
         for (i, frame) in pcm[..160 * 50].chunks(160).enumerate() {
-            stream.push_frame(&silence, frame, (i * 160) as u64);
+            stream.push_frame(&silence, frame, (i * 160) as u64, 0);
         }
         (0..(160 * 50) / CHUNK_SAMPLES)
             .map(|_| rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap())

@@ -284,3 +284,25 @@ fn encode_rejects_bad_layouts() {
     let empty = encode_wav(8_000, 1, &[]).unwrap();
     assert!(read_wav(&empty).unwrap().samples.is_empty());
 }
+
+#[test]
+fn timeline_shifts_ride_along_in_their_own_chunk() {
+    let samples: Vec<i16> = (0..640).map(|i| i as i16).collect();
+    let shifts = vec![(55u32, 160i32), (300, -160)];
+    let bytes = encode_wav_with_timeline_shifts(8_000, 2, &samples, &shifts).unwrap();
+    // The audio reads as before (other readers skip the chunk), and the shifts come back.
+    let wav = read_wav(&bytes).unwrap();
+    assert_eq!((wav.channels, wav.samples.clone()), (2, samples.clone()));
+    assert_eq!(read_timeline_shifts(&bytes).unwrap(), shifts);
+    let riff_len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+    assert_eq!(riff_len, bytes.len() - 8);
+    // No shifts: a plain WAV; a plain WAV has none.
+    let plain = encode_wav_with_timeline_shifts(8_000, 2, &samples, &[]).unwrap();
+    assert_eq!(plain, encode_wav(8_000, 2, &samples).unwrap());
+    assert!(read_timeline_shifts(&plain).unwrap().is_empty());
+    // A chunk that is not whole entries is refused with its name.
+    let mut bad = bytes.clone();
+    bad[40..44].copy_from_slice(&12u32.to_le_bytes());
+    let err = read_timeline_shifts(&bad).unwrap_err();
+    assert!(err.to_string().contains("bgts"), "{err}");
+}
