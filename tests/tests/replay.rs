@@ -183,6 +183,7 @@ fn barge_in_over_the_prompt_is_found_at_its_onset_and_plotted() {
         "--agent",
         agent_path.to_str().unwrap(),
         "--json",
+        "--chunks",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines: Vec<serde_json::Value> = r
@@ -198,6 +199,18 @@ fn barge_in_over_the_prompt_is_found_at_its_onset_and_plotted() {
     let summary = lines.last().unwrap();
     assert_eq!(summary["event"], "summary", "{}", r.stdout);
     assert_eq!(summary["decisions"]["barge_in"], 1);
+    // --chunks: one line per 32 ms chunk, in order, with what the policy saw; the caller's
+    // onset shows as probable speech, the prompt before it as agent audio.
+    let chunks: Vec<&serde_json::Value> = lines.iter().filter(|v| v["event"] == "chunk").collect();
+    let expected = summary["chunks"].as_u64().unwrap() as usize;
+    assert_eq!(chunks.len(), expected, "one line per VAD chunk");
+    assert!(chunks
+        .windows(2)
+        .all(|w| w[0]["t"].as_f64() < w[1]["t"].as_f64()));
+    assert!(chunks.iter().take(30).any(|c| c["agent"] == true));
+    assert!(chunks
+        .iter()
+        .any(|c| c["p"].as_f64().unwrap() > 0.5 && (c["t"].as_f64().unwrap() - onset).abs() < 0.3));
 }
 
 #[test]

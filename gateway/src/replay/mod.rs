@@ -26,7 +26,7 @@ use settings::Override;
 use timeline::{AgentDetection, SileroVad};
 
 pub const USAGE: &str = "usage: bargein-gateway replay [--config PATH] (--stereo CALL.wav | --caller CALLER.wav --agent AGENT.wav)
-                              [--plot OUT.png] [--set section.key=value ...] [--json]
+                              [--plot OUT.png] [--set section.key=value ...] [--json] [--chunks]
                               [--engine policy|detector] [--agent-threshold-dbfs DB] [--agent-hangover-ms MS]
 
   Runs the barge-in path (echo canceller, noise suppression, Silero VAD, decision engine)
@@ -40,6 +40,8 @@ pub const USAGE: &str = "usage: bargein-gateway replay [--config PATH] (--stereo
   --plot OUT.png      write a 1600x900 plot of the run
   --set KEY=VALUE     override a config key for this run, e.g. --set bargein.threshold=0.7
   --json              print JSON lines instead of text
+  --chunks            also print every 32 ms VAD chunk (time, probability, level, whether our
+                      audio played, the echo gate's verdicts), before the decisions
   --engine NAME       policy (default: reversible policy with echo gate) or detector (the
                       plain speech detector)
   --agent-threshold-dbfs DB  agent frames at or above this level count as interruptible
@@ -53,6 +55,7 @@ struct Args {
     plot: Option<PathBuf>,
     overrides: Vec<Override>,
     json: bool,
+    chunks: bool,
     engine: EngineKind,
     agent: AgentDetection,
 }
@@ -62,6 +65,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let (mut stereo, mut caller, mut agent_file, mut plot) = (None, None, None, None);
     let mut overrides = Vec::new();
     let mut json = false;
+    let mut chunks = false;
     let mut engine = EngineKind::default();
     let mut agent = AgentDetection::default();
     let mut it = args.into_iter();
@@ -75,6 +79,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--plot" => plot = Some(PathBuf::from(value("--plot")?)),
             "--set" => overrides.push(Override::parse(&value("--set")?)?),
             "--json" => json = true,
+            "--chunks" => chunks = true,
             "--engine" => {
                 let v = value("--engine")?;
                 engine = EngineKind::parse(&v)
@@ -115,6 +120,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         plot,
         overrides,
         json,
+        chunks,
         engine,
         agent,
     })
@@ -198,6 +204,16 @@ fn run(args: &Args) -> Result<(), Failure> {
     };
     let summary = Summary::of(&timeline);
     let mut out = String::new();
+    if args.chunks {
+        for c in &timeline.chunks {
+            if args.json {
+                out.push_str(&report::chunk_json(c).to_string());
+            } else {
+                out.push_str(&report::chunk_line(c));
+            }
+            out.push('\n');
+        }
+    }
     for d in &timeline.decisions {
         if args.json {
             out.push_str(&report::decision_json(d).to_string());
@@ -317,13 +333,14 @@ mod tests {
             "--set",
             "bargein.threshold=0.7",
             "--json",
+            "--chunks",
             "--plot",
             "p.png",
         ])
         .unwrap();
         assert_eq!(a.source, Source::Stereo("c.wav".into()));
         assert_eq!(a.overrides.len(), 1);
-        assert!(a.json);
+        assert!(a.json && a.chunks);
         assert_eq!(a.plot, Some(PathBuf::from("p.png")));
         assert_eq!(a.config, PathBuf::from("deploy/gateway.toml"));
         assert_eq!(a.engine, EngineKind::Policy);

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use super::engine::{Decision, DecisionKind, EngineKind, DECISION_NAMES};
-use super::timeline::{Activity, Timeline};
+use super::timeline::{Activity, ChunkRecord, Timeline};
 
 /// Settings worth repeating next to the results.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,6 +108,37 @@ pub fn decision_line(d: &Decision) -> String {
         _ => {}
     }
     line
+}
+
+/// One VAD chunk as the policy saw it: `chunk t=1.248s p=0.97 level=-28.5dBFS agent echo_likely masked`.
+pub fn chunk_line(c: &ChunkRecord) -> String {
+    let mut line = format!(
+        "chunk t={:.3}s p={:.2} level={:.1}dBFS",
+        c.end_s, c.probability, c.context.level_db
+    );
+    for (flag, name) in [
+        (c.agent_interruptible, "agent"),
+        (c.context.echo_likely, "echo_likely"),
+        (c.context.echo_masked, "masked"),
+    ] {
+        if flag {
+            line.push(' ');
+            line.push_str(name);
+        }
+    }
+    line
+}
+
+pub fn chunk_json(c: &ChunkRecord) -> Value {
+    json!({
+        "event": "chunk",
+        "t": round3(c.end_s),
+        "p": (f64::from(c.probability) * 1000.0).round() / 1000.0,
+        "level_dbfs": (f64::from(c.context.level_db) * 10.0).round() / 10.0,
+        "agent": c.agent_interruptible,
+        "echo_likely": c.context.echo_likely,
+        "masked": c.context.echo_masked,
+    })
 }
 
 pub fn decision_json(d: &Decision) -> Value {
