@@ -18,8 +18,17 @@ use super::speech::ChunkClass;
 
 /// Speech starting this soon after the agent started playing was not caused by it.
 pub const REACTION_GUARD: Duration = Duration::from_millis(500);
-/// How much louder than the background (dB) a chunk must be to count as the caller.
+/// How much louder than the background's mean level (dB) a chunk must be to count as the
+/// caller…
 pub const RISE_DB: f32 = 6.0;
+/// …and how much louder than its recent peaks: a crowd's own level swings ±5 dB around its
+/// mean, and its loud moments must not pass for someone talking over it.
+pub const PEAK_RISE_DB: f32 = 2.0;
+/// Fall of the tracked peak level per 32 ms chunk (≈ 3 dB/s).
+const PEAK_DECAY_DB: f32 = 0.1;
+/// After the background is noticed, this long of it is learnt whatever its level (its first
+/// syllable alone says little about how loud it gets).
+const LEARNING: Duration = Duration::from_millis(500);
 /// Silence that ends the background: a crowd or a TV has lulls of a second; a caller who
 /// said "hello?" at pickup and then listens is quiet far longer.
 pub const BACKGROUND_RELEASE: Duration = Duration::from_millis(1500);
@@ -29,6 +38,9 @@ const LEVEL_SMOOTHING: f32 = 0.9;
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Background {
     level_db: f32,
+    /// Upper envelope of the background's chunk levels.
+    peak_db: f32,
+    noticed: Instant,
     /// Start of the current run of silent chunks.
     silent_since: Option<Instant>,
 }
@@ -89,10 +101,13 @@ impl BackgroundGuard {
                 ChunkClass::Speech => {}
             }
             bg.silent_since = None;
-            if class == ChunkClass::Speech && level >= bg.level_db + RISE_DB {
+            let over = (bg.level_db + RISE_DB).max(bg.peak_db + PEAK_RISE_DB);
+            let learning = now.saturating_duration_since(bg.noticed) < LEARNING;
+            if class == ChunkClass::Speech && level >= over && !learning {
                 return ChunkClass::Speech;
             }
             bg.level_db = LEVEL_SMOOTHING * bg.level_db + (1.0 - LEVEL_SMOOTHING) * level;
+            bg.peak_db = (bg.peak_db - PEAK_DECAY_DB).max(level);
             return if class == ChunkClass::Speech {
                 ChunkClass::Between
             } else {
@@ -105,6 +120,8 @@ impl BackgroundGuard {
         if heard == ChunkClass::Speech && tracker_idle && too_soon {
             self.background = Some(Background {
                 level_db: level,
+                peak_db: level,
+                noticed: now,
                 silent_since: None,
             });
             return if class == ChunkClass::Speech {
@@ -220,6 +237,28 @@ mod tests {
         assert!(!g.active());
         assert_eq!(
             g.filter(at(t0, 5200), Speech, Speech, -28.0, true, true, MIN_SILENCE),
+            Speech
+        );
+    }
+
+    #[test]
+    fn the_crowds_own_loud_moments_are_not_the_caller() {
+        let t0 = Instant::now();
+        let mut g = BackgroundGuard::default();
+        g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE);
+        // A crowd swinging between -34 and -24 dBFS (mean ≈ -29).
+        for (i, ms) in (200..3000).step_by(32).enumerate() {
+            let level = [-34.0, -29.0, -24.0, -29.0][i % 4];
+            g.filter(at(t0, ms), Speech, Speech, level, true, true, MIN_SILENCE);
+        }
+        // 6 dB over its mean but no louder than its peaks: still the crowd.
+        assert_eq!(
+            g.filter(at(t0, 3000), Speech, Speech, -23.0, true, true, MIN_SILENCE),
+            Between
+        );
+        // Clearly over its peaks: someone closer to the microphone.
+        assert_eq!(
+            g.filter(at(t0, 3032), Speech, Speech, -19.0, true, true, MIN_SILENCE),
             Speech
         );
     }
