@@ -65,6 +65,9 @@ pub struct ChunkContext {
     pub echo_masked: bool,
     /// Level of the chunk the VAD hears (dBFS, −100 for digital silence).
     pub level_db: f32,
+    /// How well our own audio explained the inbound audio at the chunk's end (see
+    /// [`crate::echo::EchoFrameInfo::echo_likeness`]); None until the echo delay is known.
+    pub echo_likeness: Option<f32>,
 }
 
 /// Per-frame details, for the replay tool's plot.
@@ -145,6 +148,7 @@ impl CallerPipeline {
                 let info = echo.process(far, near, cancelled);
                 let verdict = self.gate.assess_frame(&info);
                 self.context.far_active |= info.far_active;
+                self.context.echo_likeness = info.echo_likeness;
                 self.context.echo_likely |= verdict == EchoGateVerdict::WithinExpectedEcho;
                 frame_masked = self
                     .gate

@@ -85,6 +85,9 @@ pub struct VadObservation {
     pub echo_masked: bool,
     /// Level of the chunk as the VAD heard it (dBFS).
     pub level_db: f32,
+    /// How well our own audio explains the inbound audio (see
+    /// [`crate::pipeline::ChunkContext::echo_likeness`]).
+    pub echo_likeness: Option<f32>,
 }
 
 impl VadObservation {
@@ -103,6 +106,7 @@ impl VadObservation {
             echo_likely: context.echo_likely,
             echo_masked: context.echo_masked,
             level_db: context.level_db,
+            echo_likeness: context.echo_likeness,
         }
     }
 }
@@ -364,6 +368,8 @@ impl BargeInPolicy {
         // What the VAD heard at the plain threshold, echo or not: the background guard
         // must see a crowd even under our own first words.
         let heard = classify(obs.probability, self.cfg.threshold);
+        self.background
+            .set_echo_evidence(self.cfg.echo_gate && obs.echo_masked, obs.echo_likeness);
         let agent_playing = view.playing_interruptible || view.playing_non_interruptible;
         let class = self.background.filter(
             now,

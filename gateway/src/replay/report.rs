@@ -116,6 +116,9 @@ pub fn chunk_line(c: &ChunkRecord) -> String {
         "chunk t={:.3}s p={:.2} level={:.1}dBFS",
         c.end_s, c.probability, c.context.level_db
     );
+    if let Some(likeness) = c.context.echo_likeness {
+        let _ = write!(line, " echo_likeness={likeness:.2}");
+    }
     for (flag, name) in [
         (c.agent_interruptible, "agent"),
         (c.context.echo_likely, "echo_likely"),
@@ -138,6 +141,7 @@ pub fn chunk_json(c: &ChunkRecord) -> Value {
         "agent": c.agent_interruptible,
         "echo_likely": c.context.echo_likely,
         "masked": c.context.echo_masked,
+        "echo_likeness": c.context.echo_likeness.map(|l| (f64::from(l) * 100.0).round() / 100.0),
     })
 }
 

@@ -11,6 +11,10 @@
 //! background is someone talking over it — the caller, closer to the microphone — and
 //! counts as speech. The background is forgotten after [`BACKGROUND_RELEASE`] of silence
 //! (the "hello?" ended, the TV went quiet); chunks masked by our own echo are not silence.
+//! The background's level is learnt only from chunks heard outside our own echo (unmasked,
+//! or masked but badly explained by what we sent, [`OUR_ECHO_LIKENESS`]): Silero hears
+//! speech in our unconverged first words too, and a level learnt from them would hide a
+//! caller quieter than our own voice.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +36,9 @@ const LEARNING: Duration = Duration::from_millis(500);
 /// Silence that ends the background: a crowd or a TV has lulls of a second; a caller who
 /// said "hello?" at pickup and then listens is quiet far longer.
 pub const BACKGROUND_RELEASE: Duration = Duration::from_millis(1500);
+/// A masked chunk explained this badly by our own audio (normalised envelope correlation
+/// below it) is something else talking under our words.
+pub const OUR_ECHO_LIKENESS: f32 = 0.5;
 /// Smoothing of the background level over its speech chunks (≈ 0.5 s time constant).
 const LEVEL_SMOOTHING: f32 = 0.9;
 
@@ -52,6 +59,10 @@ pub(super) struct BackgroundGuard {
     agent_playing: bool,
     agent_started: Option<Instant>,
     background: Option<Background>,
+    /// The chunk the next [`Self::filter`] call is about may be nothing but our echo:
+    /// masked, and not known to be anything else (it is heard outside our echo when it is
+    /// unmasked, or masked but not explained by our audio).
+    maybe_our_echo: bool,
 }
 
 impl BackgroundGuard {
@@ -106,8 +117,14 @@ impl BackgroundGuard {
             if class == ChunkClass::Speech && level >= over && !learning {
                 return ChunkClass::Speech;
             }
-            bg.level_db = LEVEL_SMOOTHING * bg.level_db + (1.0 - LEVEL_SMOOTHING) * level;
-            bg.peak_db = (bg.peak_db - PEAK_DECAY_DB).max(level);
+            // Its level is learnt where it is heard outside our echo: a chunk that may be
+            // only our unconverged voice would teach it our echo's loudness, and hide a
+            // caller quieter than our own voice behind it.
+            // Nor while a candidate is under way: its quieter syllables are the caller's too.
+            if !self.maybe_our_echo && tracker_idle {
+                bg.level_db = LEVEL_SMOOTHING * bg.level_db + (1.0 - LEVEL_SMOOTHING) * level;
+                bg.peak_db = (bg.peak_db - PEAK_DECAY_DB).max(level);
+            }
             return if class == ChunkClass::Speech {
                 ChunkClass::Between
             } else {
@@ -131,6 +148,13 @@ impl BackgroundGuard {
             };
         }
         class
+    }
+
+    /// What the echo gate says of the chunk the next [`Self::filter`] call is about: masked
+    /// (no louder than our residual echo) and how well our audio explains it. Masked and
+    /// well explained, it is taken for our echo.
+    pub fn set_echo_evidence(&mut self, masked: bool, echo_likeness: Option<f32>) {
+        self.maybe_our_echo = masked && !echo_likeness.is_some_and(|l| l < OUR_ECHO_LIKENESS);
     }
 
     /// The agent's audio started at `at` (the first call counts).
@@ -260,6 +284,56 @@ mod tests {
         assert_eq!(
             g.filter(at(t0, 3032), Speech, Speech, -19.0, true, true, MIN_SILENCE),
             Speech
+        );
+    }
+
+    #[test]
+    fn our_echos_loudness_is_not_learnt_as_the_backgrounds() {
+        let t0 = Instant::now();
+        let mut g = BackgroundGuard::default();
+        g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE);
+        // Noticed at -40 dBFS; then our loud unconverged echo, masked (the delay not yet
+        // known, then well explained by what we sent): not learnt.
+        g.filter(at(t0, 300), Speech, Between, -40.0, true, true, MIN_SILENCE);
+        for (i, ms) in (332..2000).step_by(32).enumerate() {
+            g.set_echo_evidence(true, if i < 5 { None } else { Some(0.9) });
+            g.filter(at(t0, ms), Speech, Between, -22.0, true, true, MIN_SILENCE);
+        }
+        assert!(g.active());
+        // A caller at -28 dBFS, quieter than our echo was, is heard over the background;
+        // their softer syllables while the candidate lives are not learnt as background.
+        g.set_echo_evidence(false, Some(0.2));
+        assert_eq!(
+            g.filter(at(t0, 2000), Speech, Speech, -28.0, true, true, MIN_SILENCE),
+            Speech
+        );
+        for ms in (2032..2200).step_by(32) {
+            g.filter(at(t0, ms), Speech, Between, -31.0, true, false, MIN_SILENCE);
+        }
+        assert_eq!(
+            g.filter(
+                at(t0, 2200),
+                Speech,
+                Speech,
+                -30.0,
+                true,
+                false,
+                MIN_SILENCE
+            ),
+            Speech
+        );
+        // A crowd under our words (masked, badly explained by them) is learnt.
+        let mut g = BackgroundGuard::default();
+        g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE);
+        g.filter(at(t0, 300), Speech, Between, -40.0, true, true, MIN_SILENCE);
+        for ms in (332..2000).step_by(32) {
+            g.set_echo_evidence(true, Some(0.3));
+            g.filter(at(t0, ms), Speech, Between, -26.0, true, true, MIN_SILENCE);
+        }
+        g.set_echo_evidence(false, Some(0.2));
+        assert_eq!(
+            g.filter(at(t0, 2000), Speech, Speech, -28.0, true, true, MIN_SILENCE),
+            Between
         );
     }
 

@@ -156,6 +156,7 @@ impl Sim {
                 echo_likely: echo,
                 echo_masked: masked,
                 level_db,
+                echo_likeness: None,
             };
             let view = self.view();
             self.policy.on_vad(obs, view);
@@ -770,6 +771,7 @@ fn odd_inputs_do_not_panic() {
         echo_likely: false,
         echo_masked: false,
         level_db: -20.0,
+        echo_likeness: None,
     };
     // A chunk reaching before the clock's origin, time running backwards, infinities.
     policy.background.disable();
