@@ -71,6 +71,9 @@ const ERLE_FAST: f32 = 0.7;
 /// The filter taps are re-examined this often (frames) to refine the bulk delay.
 const TAP_SCAN_FRAMES: u32 = 12;
 
+/// Largest near-timeline jump followed (3 frames); a larger one is a restarted stream.
+const MAX_FOLLOWED_SHIFT: i64 = 3 * FRAME_SAMPLES as i64;
+
 /// What happens to the taps when the delay line moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TapsOnMove {
@@ -333,12 +336,10 @@ impl EchoCanceller {
         // Frames where the near end clearly talks say nothing about the echo. Line noise is
         // taken out of both sides: it passes the canceller untouched, and counted as echo it
         // would cap the ERLE near the echo-to-noise ratio (a noisy line never "converges").
-        // The ERLE is measured net of the noise's minimum (its mean would make a converged
-        // filter's ERLE flicker with every quieter stretch of noise); the step and the
-        // two-path test work with its mean, what the noise adds to a frame on average.
-        // Only frames in a gap of the far end (silent, or 20 dB under its recent peak, as
-        // between words) teach the noise floor: the echo of a steady far end (a tone, music
-        // on hold) has no gaps and would pass for line noise.
+        // The ERLE, the step and the two-path test work with the noise's mean power, what
+        // it adds to a frame on average. Only frames in a gap of the far end (silent, or
+        // 20 dB under its recent peak, as between words) teach it: the echo of a steady far
+        // end (a tone, music on hold) has no gaps and would pass for line noise.
         self.far_peak = (self.far_peak * FAR_PEAK_DECAY).max(far_reference);
         let far_gap = !far_active || far_reference < FAR_GAP_RATIO * self.far_peak;
         let noise_mean = if !far_gap {
@@ -347,12 +348,11 @@ impl EchoCanceller {
             self.track_noise_floor(near_power)
         };
         self.filter.set_noise_power(noise_mean);
-        let floor = noise_mean;
-        let echo_in = near_power - floor;
+        let echo_in = near_power - noise_mean;
         self.update_erle(
-            far_active && !near_end_in_frame && echo_in > floor,
+            far_active && !near_end_in_frame && echo_in > noise_mean,
             echo_in,
-            (out_power - floor).max(0.0),
+            (out_power - noise_mean).max(0.0),
         );
         self.check_worse_than_nothing(far_active, near_power, out_power);
         if far_active {
@@ -595,6 +595,12 @@ impl EchoCanceller {
         if samples == 0 {
             return;
         }
+        if samples.abs() > MAX_FOLLOWED_SHIFT {
+            // Not a dropped or inserted frame but a new timeline (the caller's stream
+            // restarted): where the echo now lies is unknown.
+            self.lose_path();
+            return;
+        }
         let blocks = (samples as f64 / BLOCK as f64).round() as i64;
         let target = self.window_start as i64 - blocks * BLOCK as i64;
         self.delay.timeline_shifted(samples);
@@ -602,9 +608,7 @@ impl EchoCanceller {
             .filter_delay
             .and_then(|d| usize::try_from(d as i64 - samples).ok());
         if !(0..=self.max_start as i64).contains(&target) {
-            self.filter.reset_adaptation();
-            self.filter_delay = None;
-            self.converged = false;
+            self.lose_path();
             return;
         }
         if blocks != 0 {

@@ -702,3 +702,19 @@ fn follows_the_jitter_buffer_dropping_or_inserting_a_frame() {
         );
     }
 }
+
+/// A jump far larger than a dropped or inserted frame (the caller's stream restarted on a
+/// new timeline) is not followed: the canceller forgets the path and searches again.
+#[test]
+fn a_restarted_caller_stream_is_searched_again_not_followed() {
+    let path = echo_path(7, 12, 10.0);
+    let line = line(&far_speech(4), &[], &[(0, 30 * 8, &path)]);
+    let (_, _, mut ec) = run(EchoConfig::default(), &line.far, &line.near);
+    assert!(ec.stats().converged);
+    let resets = ec.stats().resets;
+    ec.near_timeline_shifted(160);
+    assert!(ec.stats().converged, "a dropped frame is followed");
+    ec.near_timeline_shifted(-8000);
+    let s = ec.stats();
+    assert!(!s.converged && s.resets == resets + 1, "{s:?}");
+}
