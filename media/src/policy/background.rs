@@ -186,127 +186,93 @@ mod tests {
         t0 + Duration::from_millis(ms)
     }
 
+    /// One chunk while the agent plays and no caller speech is in progress.
+    fn playing(
+        g: &mut BackgroundGuard,
+        now: Instant,
+        heard: ChunkClass,
+        class: ChunkClass,
+        level_db: f32,
+    ) -> ChunkClass {
+        g.filter(now, heard, class, level_db, true, true, MIN_SILENCE)
+    }
+
     #[test]
     fn speech_right_after_the_agent_starts_is_background_until_it_ends() {
         let t0 = Instant::now();
         let mut g = BackgroundGuard::default();
-        assert_eq!(
-            g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE),
-            Silence
-        );
+        assert_eq!(playing(&mut g, at(t0, 0), Silence, Silence, -60.0), Silence);
         // A crowd starts 200 ms into the prompt and goes on at about -28 dBFS.
         for ms in (200..3000).step_by(32) {
             let level = if ms % 64 == 0 { -27.0 } else { -29.0 };
             // Masked by our echo at first (the policy would call it neutral anyway).
             let class = if ms < 1000 { Between } else { Speech };
-            assert_eq!(
-                g.filter(at(t0, ms), Speech, class, level, true, true, MIN_SILENCE),
-                Between
-            );
+            assert_eq!(playing(&mut g, at(t0, ms), Speech, class, level), Between);
         }
         assert!(g.active());
         // Half a second of the crowd masked under our echo (heard as speech, neutral for
         // the policy) does not end it, nor do in-between chunks.
         for ms in (3000..3500).step_by(32) {
             let heard = if ms % 64 == 0 { Speech } else { Between };
-            assert_eq!(
-                g.filter(at(t0, ms), heard, Between, -28.0, true, true, MIN_SILENCE),
-                Between
-            );
+            assert_eq!(playing(&mut g, at(t0, ms), heard, Between, -28.0), Between);
         }
         assert!(g.active());
         // The caller, 8 dB above it, is heard.
-        assert_eq!(
-            g.filter(at(t0, 3500), Speech, Speech, -20.0, true, true, MIN_SILENCE),
-            Speech
-        );
+        assert_eq!(playing(&mut g, at(t0, 3500), Speech, Speech, -20.0), Speech);
         // The crowd stops: after 1.5 s of silence (not 1.4) it is forgotten, and speech counts.
         assert_eq!(
-            g.filter(
-                at(t0, 3600),
-                Silence,
-                Silence,
-                -60.0,
-                true,
-                true,
-                MIN_SILENCE
-            ),
+            playing(&mut g, at(t0, 3600), Silence, Silence, -60.0),
             Silence
         );
         assert_eq!(
-            g.filter(
-                at(t0, 5000),
-                Silence,
-                Silence,
-                -60.0,
-                true,
-                true,
-                MIN_SILENCE
-            ),
+            playing(&mut g, at(t0, 5000), Silence, Silence, -60.0),
             Silence
         );
         assert!(g.active());
         assert_eq!(
-            g.filter(
-                at(t0, 5100),
-                Silence,
-                Silence,
-                -60.0,
-                true,
-                true,
-                MIN_SILENCE
-            ),
+            playing(&mut g, at(t0, 5100), Silence, Silence, -60.0),
             Silence
         );
         assert!(!g.active());
-        assert_eq!(
-            g.filter(at(t0, 5200), Speech, Speech, -28.0, true, true, MIN_SILENCE),
-            Speech
-        );
+        assert_eq!(playing(&mut g, at(t0, 5200), Speech, Speech, -28.0), Speech);
     }
 
     #[test]
     fn the_crowds_own_loud_moments_are_not_the_caller() {
         let t0 = Instant::now();
         let mut g = BackgroundGuard::default();
-        g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE);
+        playing(&mut g, at(t0, 0), Silence, Silence, -60.0);
         // A crowd swinging between -34 and -24 dBFS (mean ≈ -29).
         for (i, ms) in (200..3000).step_by(32).enumerate() {
             let level = [-34.0, -29.0, -24.0, -29.0][i % 4];
-            g.filter(at(t0, ms), Speech, Speech, level, true, true, MIN_SILENCE);
+            playing(&mut g, at(t0, ms), Speech, Speech, level);
         }
         // 6 dB over its mean but no louder than its peaks: still the crowd.
         assert_eq!(
-            g.filter(at(t0, 3000), Speech, Speech, -23.0, true, true, MIN_SILENCE),
+            playing(&mut g, at(t0, 3000), Speech, Speech, -23.0),
             Between
         );
         // Clearly over its peaks: someone closer to the microphone.
-        assert_eq!(
-            g.filter(at(t0, 3032), Speech, Speech, -19.0, true, true, MIN_SILENCE),
-            Speech
-        );
+        assert_eq!(playing(&mut g, at(t0, 3032), Speech, Speech, -19.0), Speech);
     }
 
     #[test]
     fn our_echos_loudness_is_not_learnt_as_the_backgrounds() {
         let t0 = Instant::now();
         let mut g = BackgroundGuard::default();
-        g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE);
+        playing(&mut g, at(t0, 0), Silence, Silence, -60.0);
         // Noticed at -40 dBFS; then our loud unconverged echo, masked (the delay not yet
         // known, then well explained by what we sent): not learnt.
-        g.filter(at(t0, 300), Speech, Between, -40.0, true, true, MIN_SILENCE);
+        playing(&mut g, at(t0, 300), Speech, Between, -40.0);
         for (i, ms) in (332..2000).step_by(32).enumerate() {
             g.set_echo_evidence(true, if i < 5 { None } else { Some(0.9) });
-            g.filter(at(t0, ms), Speech, Between, -22.0, true, true, MIN_SILENCE);
+            playing(&mut g, at(t0, ms), Speech, Between, -22.0);
         }
         assert!(g.active());
         // A caller at -28 dBFS, quieter than our echo was, is heard over the background;
         // their softer syllables while the candidate lives are not learnt as background.
         g.set_echo_evidence(false, Some(0.2));
-        assert_eq!(
-            g.filter(at(t0, 2000), Speech, Speech, -28.0, true, true, MIN_SILENCE),
-            Speech
-        );
+        assert_eq!(playing(&mut g, at(t0, 2000), Speech, Speech, -28.0), Speech);
         for ms in (2032..2200).step_by(32) {
             g.filter(at(t0, ms), Speech, Between, -31.0, true, false, MIN_SILENCE);
         }
@@ -324,15 +290,15 @@ mod tests {
         );
         // A crowd under our words (masked, badly explained by them) is learnt.
         let mut g = BackgroundGuard::default();
-        g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE);
-        g.filter(at(t0, 300), Speech, Between, -40.0, true, true, MIN_SILENCE);
+        playing(&mut g, at(t0, 0), Silence, Silence, -60.0);
+        playing(&mut g, at(t0, 300), Speech, Between, -40.0);
         for ms in (332..2000).step_by(32) {
             g.set_echo_evidence(true, Some(0.3));
-            g.filter(at(t0, ms), Speech, Between, -26.0, true, true, MIN_SILENCE);
+            playing(&mut g, at(t0, ms), Speech, Between, -26.0);
         }
         g.set_echo_evidence(false, Some(0.2));
         assert_eq!(
-            g.filter(at(t0, 2000), Speech, Speech, -28.0, true, true, MIN_SILENCE),
+            playing(&mut g, at(t0, 2000), Speech, Speech, -28.0),
             Between
         );
     }
@@ -341,11 +307,8 @@ mod tests {
     fn a_reaction_to_the_prompt_is_speech() {
         let t0 = Instant::now();
         let mut g = BackgroundGuard::default();
-        g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE);
-        assert_eq!(
-            g.filter(at(t0, 600), Speech, Speech, -25.0, true, true, MIN_SILENCE),
-            Speech
-        );
+        playing(&mut g, at(t0, 0), Silence, Silence, -60.0);
+        assert_eq!(playing(&mut g, at(t0, 600), Speech, Speech, -25.0), Speech);
         assert!(!g.active());
     }
 
@@ -364,10 +327,7 @@ mod tests {
             Speech
         );
         // The agent keeps playing: 2 s later, no guard.
-        assert_eq!(
-            g.filter(at(t0, 2100), Speech, Speech, -25.0, true, true, MIN_SILENCE),
-            Speech
-        );
+        assert_eq!(playing(&mut g, at(t0, 2100), Speech, Speech, -25.0), Speech);
         // A later prompt (the reply) does not open it again.
         g.filter(
             at(t0, 3000),
@@ -378,24 +338,13 @@ mod tests {
             true,
             MIN_SILENCE,
         );
-        assert_eq!(
-            g.filter(at(t0, 3032), Speech, Speech, -25.0, true, true, MIN_SILENCE),
-            Speech
-        );
+        assert_eq!(playing(&mut g, at(t0, 3032), Speech, Speech, -25.0), Speech);
         // Non-finite levels count as silence-level (never "louder than the background").
         let mut g = BackgroundGuard::default();
-        g.filter(at(t0, 0), Silence, Silence, -60.0, true, true, MIN_SILENCE);
-        g.filter(at(t0, 100), Speech, Speech, -30.0, true, true, MIN_SILENCE);
+        playing(&mut g, at(t0, 0), Silence, Silence, -60.0);
+        playing(&mut g, at(t0, 100), Speech, Speech, -30.0);
         assert_eq!(
-            g.filter(
-                at(t0, 132),
-                Speech,
-                Speech,
-                f32::NAN,
-                true,
-                true,
-                MIN_SILENCE
-            ),
+            playing(&mut g, at(t0, 132), Speech, Speech, f32::NAN),
             Between
         );
     }
