@@ -17,10 +17,13 @@ use std::time::{Duration, Instant};
 use crate::bargein::NEGATIVE_THRESHOLD_OFFSET;
 
 /// Time below the negative threshold that ends an unconfirmed candidate (and so resumes a
-/// tentative pause). 120 ms: longer than the gaps between syllables of running speech
-/// (~50–100 ms), short enough that a blip costs the caller ~200 ms of paused agent audio.
-/// With 32 ms chunks it takes the fourth silent chunk (128 ms).
-pub const CANDIDATE_RELEASE: Duration = Duration::from_millis(120);
+/// tentative pause). 180 ms: longer than the gaps inside running speech — between
+/// syllables ~50–100 ms, but a stop consonant after a first short word ("That's | not what
+/// I asked") silences Silero for 130–160 ms, and at 120 ms such a caller was paused,
+/// resumed and paused again (a stutter and 200 ms more stop latency on the corpus); short
+/// enough that a blip costs the caller ~250 ms of paused agent audio. With 32 ms chunks it
+/// takes the sixth silent chunk (192 ms).
+pub const CANDIDATE_RELEASE: Duration = Duration::from_millis(180);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum ChunkClass {

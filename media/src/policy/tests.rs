@@ -269,8 +269,8 @@ fn blip_pauses_then_resumes_exactly_where_it_stopped() {
     let mut sim = Sim::new(PolicyConfig::default());
     sim.play(3000, true);
     sim.feed(320, SILENCE);
-    // A 96 ms cough: paused at 384; 120 ms below the negative threshold (the fourth silent
-    // chunk, 544) gives up on it.
+    // A 96 ms cough: paused at 384; 180 ms below the negative threshold (the sixth silent
+    // chunk, 608) gives up on it.
     let mut actions = sim.feed(96, SPEECH);
     actions.extend(sim.feed(3200, SILENCE));
     assert_eq!(
@@ -278,13 +278,13 @@ fn blip_pauses_then_resumes_exactly_where_it_stopped() {
         [
             (384, Pause),
             (384, sim.tentative(320, 384)),
-            (544, Resume),
-            (544, sim.cancelled(544)),
+            (608, Resume),
+            (608, sim.cancelled(608)),
         ]
     );
     assert!(sim.truncated().is_empty());
     assert_eq!(sim.finished(), [3000], "resume loses nothing");
-    // 8 frames (400..=540 ms) of silence were the stutter.
+    // 11 frames (400..=600 ms) of silence were the stutter.
     assert_eq!(sim.playout.stats().voiced_frames, 150);
     let c = sim.policy.counters();
     assert_eq!(
@@ -292,6 +292,43 @@ fn blip_pauses_then_resumes_exactly_where_it_stopped() {
         (1, 1, 1, 0)
     );
     assert_eq!(sim.policy.next_deadline(), None);
+}
+
+/// "That's | not what I asked": a short first word, then a stop closure that Silero hears
+/// as 160 ms of silence, then the rest. The caller stays paused through the gap and is
+/// confirmed: no resume, no stutter (with a 120 ms release the agent resumed in the gap,
+/// paused again, and stopped 200 ms later).
+#[test]
+fn a_gap_inside_the_first_words_keeps_the_pause() {
+    let mut sim = Sim::new(PolicyConfig::default());
+    sim.play(5000, true);
+    sim.feed(320, SILENCE);
+    let mut actions = sim.feed(96, SPEECH);
+    actions.extend(sim.feed(160, SILENCE));
+    actions.extend(sim.feed(320, SPEECH));
+    let kinds: Vec<_> = actions
+        .iter()
+        .map(|(at, a)| match a {
+            PolicyAction::Event(PolicyEvent::TentativeBargeIn { .. }) => (*at, "tentative"),
+            PolicyAction::Event(PolicyEvent::BargeInCancelled { .. }) => (*at, "cancelled"),
+            PolicyAction::Event(PolicyEvent::BargeIn { .. }) => (*at, "barge-in"),
+            Pause => (*at, "pause"),
+            Resume => (*at, "resume"),
+            Truncate => (*at, "truncate"),
+            _ => (*at, "other"),
+        })
+        .collect();
+    // Confirmed at 200 ms of speech: the 96 ms word and 104 ms of the rest (onset 320).
+    assert_eq!(
+        kinds,
+        [
+            (384, "pause"),
+            (384, "tentative"),
+            (704, "truncate"),
+            (704, "resume"),
+            (704, "barge-in"),
+        ]
+    );
 }
 
 #[test]
@@ -663,8 +700,8 @@ fn nan_probability_is_silence() {
     assert!(sim.feed(640, f32::NAN).is_empty(), "never starts speech");
     // NaN after a blip releases the pause like silence.
     sim.feed(96, SPEECH); // onset 640, paused at 704
-    let actions = sim.feed(128, f32::NAN);
-    assert_eq!(actions, [(864, Resume), (864, sim.cancelled(864))]);
+    let actions = sim.feed(192, f32::NAN);
+    assert_eq!(actions, [(928, Resume), (928, sim.cancelled(928))]);
     // NaN after confirmed speech ends the turn.
     let mut sim = spoken_sim();
     let actions = sim.feed(416, f32::NAN);
