@@ -149,10 +149,12 @@ impl CallerPipeline {
                 let verdict = self.gate.assess_frame(&info);
                 self.context.far_active |= info.far_active;
                 self.context.echo_likeness = info.echo_likeness;
-                self.context.echo_likely |= verdict == EchoGateVerdict::WithinExpectedEcho;
-                frame_masked = self
-                    .gate
-                    .residual_is_echo(level_db(cancelled), info.erle_db);
+                let out_level = level_db(cancelled);
+                // Inbound within our echo's level, unless the canceller's output says what
+                // is left is clearly more than its residual (a caller over a loud echo).
+                self.context.echo_likely |= verdict == EchoGateVerdict::WithinExpectedEcho
+                    && !self.gate.residual_clearly_exceeded(out_level, info.erle_db);
+                frame_masked = self.gate.residual_is_echo(out_level, info.erle_db);
                 trace.echo = Some(info);
                 trace.gate = Some(verdict);
             }

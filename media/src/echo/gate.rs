@@ -31,6 +31,11 @@ pub const ECHO_MEMORY_FRAMES: usize = 10;
 /// can drop to 20 at the next word, and the residual must not be underestimated.
 pub const MAX_TRUSTED_ERLE_DB: f32 = 25.0;
 
+/// How far (dB) beyond the margin the canceller's output must exceed its expected residual
+/// echo for the raised echo-gate bar to be lifted (see
+/// [`EchoGate::residual_clearly_exceeded`]).
+pub const CLEARLY_NOT_ECHO_DB: f32 = 6.0;
+
 /// Compares the inbound level with the echo level expected from the far end.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EchoGate {
@@ -125,9 +130,26 @@ impl EchoGate {
     /// [`MAX_TRUSTED_ERLE_DB`]), plus the margin. Silero hears speech in a residual echo at
     /// any level, so such output must not count as the caller, whatever the VAD says.
     pub fn residual_is_echo(&self, out_level_db: f32, erle_db: f32) -> bool {
-        let Some(echo) = self.recent_echo_level_db() else {
-            return false;
-        };
+        self.output_over_residual_db(out_level_db, erle_db)
+            .is_some_and(|over| over <= self.margin_db)
+    }
+
+    /// Whether the canceller's output stands [`CLEARLY_NOT_ECHO_DB`] above what its
+    /// residual echo can explain (the margin included): then the inbound audio, however
+    /// loud our echo is on this line, holds something else — a caller talking over our
+    /// converged echo — and the raised echo-gate bar would only delay their barge-in.
+    /// Never before convergence: with no ERLE the residual is the whole expected echo,
+    /// which the inbound level then exceeds and the gate says so anyway.
+    pub fn residual_clearly_exceeded(&self, out_level_db: f32, erle_db: f32) -> bool {
+        self.output_over_residual_db(out_level_db, erle_db)
+            .is_some_and(|over| over > self.margin_db + CLEARLY_NOT_ECHO_DB)
+    }
+
+    /// dB of the canceller's output over the residual echo it should leave (the recent
+    /// expected echo less the ERLE, capped at [`MAX_TRUSTED_ERLE_DB`]); None when nothing
+    /// was sent. Non-finite levels count as silence, a non-finite ERLE as none.
+    fn output_over_residual_db(&self, out_level_db: f32, erle_db: f32) -> Option<f32> {
+        let echo = self.recent_echo_level_db()?;
         let erle = if erle_db.is_finite() {
             erle_db.clamp(0.0, MAX_TRUSTED_ERLE_DB)
         } else {
@@ -138,7 +160,7 @@ impl EchoGate {
         } else {
             f32::NEG_INFINITY
         };
-        out <= echo - erle + self.margin_db
+        Some(out - (echo - erle))
     }
 }
 
@@ -245,6 +267,38 @@ mod tests {
         assert!(gate.residual_is_echo(-50.0, 60.0));
         assert!(gate.residual_is_echo(-30.0, f32::NAN));
         assert!(gate.residual_is_echo(f32::NAN, 20.0));
+    }
+
+    /// A caller over a loud but cancelled echo: the inbound level is within our echo's, but
+    /// the output is far above the residual the converged canceller leaves, so the raised
+    /// bar is lifted (on the corpus it delayed such callers' onset by ≈ 100 ms). Never
+    /// before convergence, never for output near the residual.
+    #[test]
+    fn output_clearly_above_the_residual_lifts_the_raised_bar() {
+        let mut gate = EchoGate::default();
+        assert!(!gate.residual_clearly_exceeded(-20.0, 25.0), "no far end");
+        let word = EchoFrameInfo {
+            far_active: true,
+            expected_echo_level_db: -20.0,
+            near_level_db: -20.0,
+            double_talk: false,
+            erle_db: 25.0,
+            echo_likeness: None,
+        };
+        gate.assess_frame(&word);
+        // Residual expected near -45: -28 is 17 dB over it, the margin is 6 (+6 clear).
+        assert!(gate.residual_clearly_exceeded(-28.0, 25.0));
+        assert!(
+            !gate.residual_clearly_exceeded(-34.0, 25.0),
+            "only 11 dB over"
+        );
+        // The ERLE is trusted only up to 25 dB.
+        assert!(!gate.residual_clearly_exceeded(-34.0, 60.0));
+        // Not converged: the residual is the whole echo, nothing inbound within it clears it.
+        assert!(!gate.residual_clearly_exceeded(-15.0, 0.0));
+        // Unknown levels never lift the bar.
+        assert!(!gate.residual_clearly_exceeded(f32::NAN, 25.0));
+        assert!(!gate.residual_clearly_exceeded(-28.0, f32::NAN));
     }
 
     #[test]
