@@ -58,8 +58,12 @@ const LOST_ERLE_DB: f32 = 3.0;
 const LOST_FRAMES: u32 = 8;
 /// …and the far end still explains the near end this well (envelope correlation).
 const LOST_ECHO_LIKENESS: f32 = 0.4;
-/// Frames of output louder than input (3 dB) after which the path counts as changed.
+/// Frames of output louder than input (by this power ratio) after which the path counts as
+/// changed.
 const WORSE_THAN_NOTHING_FRAMES: u32 = 3;
+const WORSE_THAN_NOTHING_RATIO: f32 = 1.5;
+/// …in frames whose input is at least this far (6 dB) above the line noise.
+const WORSE_THAN_NOTHING_NOISE_MARGIN: f32 = 4.0;
 /// Low ERLE within this many frames (0.5 s) of loud near-end speech is blamed on the
 /// caller, not on a changed echo path.
 const NEAR_END_MEMORY_FRAMES: u32 = 25;
@@ -682,10 +686,16 @@ impl EchoCanceller {
     /// longer there (the path changed to a quieter one). Near-end speech cannot cause that
     /// (it adds to both sides), so this is safe in double talk.
     fn check_worse_than_nothing(&mut self, far_active: bool, near_power: f32, out_power: f32) {
-        if !far_active || out_power <= NEAR_FLOOR_POWER {
+        // Only frames that carry echo well above the line noise say anything: near the
+        // noise floor, a tail the filter predicts slightly too long is already "louder".
+        if !far_active
+            || out_power <= NEAR_FLOOR_POWER
+            || (self.noise_floor > NEAR_FLOOR_POWER
+                && near_power <= WORSE_THAN_NOTHING_NOISE_MARGIN * self.noise_floor)
+        {
             return;
         }
-        if out_power > 2.0 * near_power {
+        if out_power > WORSE_THAN_NOTHING_RATIO * near_power {
             self.worse_than_nothing += 1;
             if self.worse_than_nothing >= WORSE_THAN_NOTHING_FRAMES {
                 self.worse_than_nothing = 0;

@@ -245,27 +245,41 @@ fn reconverges_within_one_second_after_an_echo_path_change() {
     }
 }
 
-/// A path change that also moves the bulk delay needs the delay search first: slower.
+/// A path change that also moves the bulk delay: the old filter now subtracts an echo that
+/// is not there, the output gets louder than the input, the path is dropped and the delay
+/// searched again with short memory. Re-converged (≥ 20 dB) within 1–2 s after the change:
+/// 20.4, 21.1, 23.0 dB. A later echo used to look like double talk to the level detector
+/// (its far window follows the old delay), which froze everything: 5.6 dB for 70 → 110 ms
+/// until "output louder than input" was taken at 1.8 dB instead of 3.
 #[test]
 fn follows_a_bulk_delay_change() {
-    let switch = 4 * SECOND;
-    let path1 = echo_path(5, 16, 10.0);
-    let path2 = echo_path(25, 16, 10.0);
-    let line = line(
-        &far_speech(9),
-        &[],
-        &[(0, 70 * 8, &path1), (switch, 110 * 8, &path2)],
-    );
-    let (out, _, canceller) = run(EchoConfig::default(), &line.far, &line.near);
-    let sf = switch / FRAME_SAMPLES;
-    let erle = erle_db(
-        &line,
-        &out,
-        sf + 2 * FRAMES_PER_SECOND..sf + 4 * FRAMES_PER_SECOND,
-    );
-    assert!(erle >= 20.0, "ERLE {erle:.1} dB 2–4 s after the change");
-    let estimate = canceller.stats().bulk_delay_ms.expect("a delay");
-    assert!((estimate - 110.0).abs() <= 2.0, "delay {estimate}");
+    for (seed1, delay1, seed2, delay2) in [
+        (5u64, 70usize, 25u64, 110usize),
+        (6, 30, 26, 90),
+        (7, 100, 27, 40),
+    ] {
+        let switch = 4 * SECOND;
+        let path1 = echo_path(seed1, 16, 10.0);
+        let path2 = echo_path(seed2, 16, 10.0);
+        let line = line(
+            &far_speech(9),
+            &[],
+            &[(0, delay1 * 8, &path1), (switch, delay2 * 8, &path2)],
+        );
+        let (out, _, canceller) = run(EchoConfig::default(), &line.far, &line.near);
+        let sf = switch / FRAME_SAMPLES;
+        let erle = erle_db(
+            &line,
+            &out,
+            sf + FRAMES_PER_SECOND..sf + 2 * FRAMES_PER_SECOND,
+        );
+        assert!(
+            erle >= 20.0,
+            "{delay1} → {delay2} ms: ERLE {erle:.1} dB 1–2 s after the change"
+        );
+        let estimate = canceller.stats().bulk_delay_ms.expect("a delay");
+        assert!((estimate - delay2 as f32).abs() <= 2.0, "delay {estimate}");
+    }
 }
 
 #[test]
