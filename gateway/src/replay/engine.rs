@@ -444,7 +444,8 @@ mod tests {
         let out = feed(
             &mut engine,
             40,
-            &[0.9, 0.9, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0],
+            // Three chunks of speech, then six of silence (192 ms: the release is 180 ms).
+            &[0.9, 0.9, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
             true,
             false,
         );
