@@ -120,16 +120,11 @@ fn shift_lags(values: &mut [f32], earlier: bool, k: usize) {
 }
 
 /// Normalised correlation of the near envelope with the far envelope at one lag, always
-/// updated (also while the near end talks: that is what it is meant to show). Started
-/// afresh at every new delay estimate, and unknown until it has seen one memory's worth
-/// of values at it: in its first tens of milliseconds it swings anywhere in −0.3…0.5 on
-/// pure echo, and our own first words passed for something else talking under them.
-#[derive(Default)]
+/// updated (also while the near end talks: that is what it is meant to show).
 struct Likeness {
     cross: f32,
     near_energy: f32,
     far_energy: f32,
-    pushed: u32,
 }
 
 impl Likeness {
@@ -139,13 +134,9 @@ impl Likeness {
         self.cross = Self::KEEP * self.cross + near * far_at_lag;
         self.near_energy = Self::KEEP * self.near_energy + near * near;
         self.far_energy = Self::KEEP * self.far_energy + far_at_lag * far_at_lag;
-        self.pushed = self.pushed.saturating_add(1);
     }
 
     fn value(&self) -> Option<f32> {
-        if self.pushed < LIKENESS_MEMORY as u32 {
-            return None;
-        }
         let norm = (self.near_energy * self.far_energy).sqrt();
         let v = self.cross / norm;
         (norm > 0.0 && v.is_finite()).then_some(v)
@@ -205,15 +196,18 @@ impl DelayEstimator {
             candidate: None,
             candidate_hits: 0,
             estimate: None,
-            likeness: Likeness::default(),
+            likeness: Likeness {
+                cross: 0.0,
+                near_energy: 0.0,
+                far_energy: 0.0,
+            },
         }
     }
 
     /// How well the far end, at the estimated delay, explains the near end over the last
     /// ≈ 160 ms (normalised envelope correlation, −1…1): near 1 while the line carries only
     /// our echo, low when anything else (a caller, a crowd) is as loud. None until a delay
-    /// is known and ≈ 160 ms have been correlated at it, or while the far end has been
-    /// silent.
+    /// is known or while the far end has been silent.
     pub(crate) fn echo_likeness(&self) -> Option<f32> {
         self.estimate.and(self.likeness.value())
     }
@@ -388,7 +382,6 @@ impl DelayEstimator {
         let first_and_clear = self.estimate.is_none() && quality >= IMMEDIATE_QUALITY;
         if self.candidate_hits >= 2 || first_and_clear {
             self.estimate = Some(best_lag);
-            self.likeness = Likeness::default();
             self.candidate = None;
             self.candidate_hits = 0;
             return Some(best_lag);
