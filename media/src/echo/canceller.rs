@@ -64,7 +64,7 @@ const LOST_ECHO_LIKENESS: f32 = 0.4;
 /// changed.
 const WORSE_THAN_NOTHING_FRAMES: u32 = 3;
 const WORSE_THAN_NOTHING_RATIO: f32 = 1.5;
-/// …in frames whose input is at least this far (6 dB) above the line noise.
+/// …in frames whose predicted echo is at least this far (6 dB) above the line noise.
 const WORSE_THAN_NOTHING_NOISE_MARGIN: f32 = 4.0;
 /// Low ERLE within this many frames (0.5 s) of loud near-end speech is blamed on the
 /// caller, not on a changed echo path.
@@ -358,7 +358,7 @@ impl EchoCanceller {
             echo_in,
             (out_power - noise_mean).max(0.0),
         );
-        self.check_worse_than_nothing(far_active, near_power, out_power);
+        self.check_worse_than_nothing(far_active, near_power, out_power, echo_energy / len as f32);
         if far_active {
             let last = first_block + blocks - 1;
             let (_, whole_window_mean) = self.far_power_in_echo_window(last, blocks, false);
@@ -700,13 +700,21 @@ impl EchoCanceller {
     /// Output clearly louder than the input means the filters model an echo that is no
     /// longer there (the path changed to a quieter one). Near-end speech cannot cause that
     /// (it adds to both sides), so this is safe in double talk.
-    fn check_worse_than_nothing(&mut self, far_active: bool, near_power: f32, out_power: f32) {
-        // Only frames that carry echo well above the line noise say anything: near the
-        // noise floor, a tail the filter predicts slightly too long is already "louder".
+    fn check_worse_than_nothing(
+        &mut self,
+        far_active: bool,
+        near_power: f32,
+        out_power: f32,
+        echo_estimate_power: f32,
+    ) {
+        // Only frames in which the filter predicts echo well above the line noise say
+        // anything: near the noise floor, a tail predicted slightly too long already makes
+        // the output "louder". (An echo that vanished is still caught: its estimate is as
+        // loud as the echo was.)
         if !far_active
             || out_power <= NEAR_FLOOR_POWER
             || (self.noise_floor > NEAR_FLOOR_POWER
-                && near_power <= WORSE_THAN_NOTHING_NOISE_MARGIN * self.noise_floor)
+                && echo_estimate_power <= WORSE_THAN_NOTHING_NOISE_MARGIN * self.noise_floor)
         {
             return;
         }

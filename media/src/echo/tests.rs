@@ -732,3 +732,29 @@ fn a_restarted_caller_stream_is_searched_again_not_followed() {
     let s = ec.stats();
     assert!(!s.converged && s.resets == resets + 1, "{s:?}");
 }
+
+/// The echo vanishes on a noisy line (the call moved to a four-wire path): the filter's old
+/// estimate would now add our voice to the output. "Output louder than input" must still
+/// catch it although the input is only line noise (the check ignores frames whose
+/// *predicted* echo is near the noise, not frames whose input is).
+#[test]
+fn a_vanished_echo_is_forgotten_on_a_noisy_line() {
+    let mut rng = Rng::new(12);
+    let noise: Vec<i16> = (0..8 * SECOND)
+        .map(|_| (rng.uniform() * 400.0) as i16) // ≈ −43 dBFS
+        .collect();
+    let path = echo_path(3, 12, 6.0);
+    let silent = vec![0.0f32; path.len()];
+    let line = line(
+        &far_speech(8),
+        &noise,
+        &[(0, 40 * 8, &path), (4 * SECOND, 40 * 8, &silent)],
+    );
+    let (out, _, canceller) = run(EchoConfig::default(), &line.far, &line.near);
+    assert!(canceller.stats().resets >= 1, "{:?}", canceller.stats());
+    let frames = 300..400; // 6–8 s
+    let near: f64 = frames.clone().map(|f| frame_power(&line.near, f)).sum();
+    let output: f64 = frames.map(|f| frame_power(&out, f)).sum();
+    let added_db = 10.0 * (output / near).log10();
+    assert!(added_db < 1.0, "output {added_db:.1} dB over the input");
+}
