@@ -39,8 +39,6 @@ const NEAR_FLOOR_POWER: f32 = FULL_SCALE_POWER * 1e-6;
 const FAR_PEAK_DECAY: f32 = 0.99;
 /// A far end this far (20 dB) under its recent peak is in a gap between words.
 const FAR_GAP_RATIO: f32 = 0.01;
-/// Smallest step scale line noise can impose (the filter must still track path changes).
-const MIN_NOISE_STEP: f32 = 0.05;
 /// Level comparison for the near-end detector: an echo path loses at least 6 dB (G.168), so
 /// near-end power above the far-end power minus 3 dB cannot be echo alone.
 const NEAR_END_RATIO: f32 = 0.5;
@@ -294,9 +292,8 @@ impl EchoCanceller {
             }
             self.read_aligned_block();
 
-            let step_scale = self
-                .adaptation_control(&mut near_end_in_frame, &mut suspicious_in_frame)
-                * self.noise_step_factor();
+            let step_scale =
+                self.adaptation_control(&mut near_end_in_frame, &mut suspicious_in_frame);
             let report = self.filter.process_block(
                 &self.aligned_block,
                 &self.near_block,
@@ -351,7 +348,8 @@ impl EchoCanceller {
         } else {
             self.track_noise_floor(near_power)
         };
-        self.filter.set_noise_power(noise_mean);
+        self.filter
+            .set_noise(noise_mean, far_gap && !near_end_in_frame);
         let echo_in = near_power - noise_mean;
         self.update_erle(
             far_active && !near_end_in_frame && echo_in > noise_mean,
@@ -640,19 +638,6 @@ impl EchoCanceller {
         let lag = self.window_start + onset;
         self.place_window(lag, true);
         self.filter_delay = Some(lag);
-    }
-
-    /// Step scale for line noise (a variable step size NLMS): the fraction of the output
-    /// that is still residual echo, not noise. A full step in noise makes the filter chase
-    /// the noise and caps the cancellation near the echo-to-noise ratio; as the residual
-    /// sinks into the noise the step shrinks and the filter settles. 1 on a quiet line.
-    fn noise_step_factor(&self) -> f32 {
-        if self.noise_floor <= NEAR_FLOOR_POWER || self.last_out_power <= 0.0 {
-            return 1.0;
-        }
-        let noise = self.noise_floor;
-        let residual = (self.last_out_power - noise).max(0.0);
-        (residual / self.last_out_power).clamp(MIN_NOISE_STEP, 1.0)
     }
 
     /// Tracks the inbound noise by minimum statistics (see [`NoiseFloor`]: follows steady

@@ -3,22 +3,28 @@
 //! The adaptive filter only spans ~76 ms, but the echo may come back up to 150 ms late, so
 //! the reference has to be delayed first. Waveform cross-correlation over 1 200 lags would
 //! cost ~200 k multiply-adds per frame and is fooled by the echo path's phase; instead both
-//! signals are reduced to 1 ms amplitude envelopes (8 samples → 1 value), high-passed so that
-//! only their fluctuations (syllables, pitch pulses) remain, and correlated over 0–max lags.
+//! signals are high-passed at ≈ 250 Hz (mains hum, fans and car rumble live below it and
+//! their envelopes would drown an echo as loud as they are), reduced to 1 ms amplitude
+//! envelopes (8 samples → 1 value), high-passed again so that only their fluctuations
+//! (syllables, pitch pulses) remain, and correlated over 0–max lags.
 //! That is blind to the echo path's phase and level, and locates the echo's energy to about
 //! a millisecond — enough to place the filter window, whose own taps then give the precise
 //! delay.
 //!
 //! Two memories are kept: ~1 s, stable, used while the canceller works; ~0.3 s, used while
 //! it does not (at start, after an echo-path change), so a new delay is found in a few
-//! hundred milliseconds instead of waiting for the old one to fade. Together that is ~340
-//! multiply-adds per millisecond.
+//! hundred milliseconds instead of waiting for the old one to fade. Each memory keeps, per
+//! lag, the correlation and the far energy that lag saw (instants in which the near end
+//! talks are left out, so the far energy "now" is not what a lag met). With the gateway's
+//! 266 lags that is ~1 100 multiply-adds per millisecond.
 //!
 //! Hysteresis: the estimate only moves when two consecutive evaluations (100 ms apart) agree
 //! on a lag more than 2 ms away from the current one, and only when the correlation is clear.
 
 /// Samples per envelope value (1 ms at 8 kHz).
 pub(crate) const ENVELOPE_SAMPLES: usize = 8;
+/// One-pole high-pass before the envelopes (≈ 250 Hz: −8 dB at 100 Hz, −1 dB at 500 Hz).
+const HIGH_PASS: f32 = 0.836;
 /// Envelope values between evaluations (100 ms).
 const EVALUATION_INTERVAL: usize = 100;
 /// Memories of the correlations (envelope values).
@@ -46,7 +52,10 @@ struct Correlation {
     keep: f32,
     by_lag: Vec<f32>,
     near_energy: f32,
-    far_energy: f32,
+    /// Far energy as each lag saw it: only instants in which the near end did not talk
+    /// are pushed, so the far energy "now" is not the far energy those instants met at a
+    /// lag (a loud far onset during double talk would otherwise give a correlation > 1).
+    far_energy_by_lag: Vec<f32>,
 }
 
 impl Correlation {
@@ -55,17 +64,22 @@ impl Correlation {
             keep: 1.0 - 1.0 / memory,
             by_lag: vec![0.0; lags],
             near_energy: 0.0,
-            far_energy: 0.0,
+            far_energy_by_lag: vec![0.0; lags],
         }
     }
 
     /// `far_by_lag` = far(t), far(t − 1), … (newest first).
-    fn push<'a>(&mut self, near: f32, far_now: f32, far_by_lag: impl Iterator<Item = &'a f32>) {
+    fn push<'a>(&mut self, near: f32, far_by_lag: impl Iterator<Item = &'a f32>) {
         let keep = self.keep;
         self.near_energy = keep * self.near_energy + near * near;
-        self.far_energy = keep * self.far_energy + far_now * far_now;
-        for (c, &f) in self.by_lag.iter_mut().zip(far_by_lag) {
+        for ((c, e), &f) in self
+            .by_lag
+            .iter_mut()
+            .zip(self.far_energy_by_lag.iter_mut())
+            .zip(far_by_lag)
+        {
             *c = keep * *c + near * f;
+            *e = keep * *e + f * f;
         }
     }
 
@@ -80,18 +94,42 @@ impl Correlation {
                     (0, f32::MIN),
                     |acc, (lag, c)| if c > acc.1 { (lag, c) } else { acc },
                 );
-        let norm = (self.near_energy * self.far_energy).sqrt();
+        let far_energy = self.far_energy_by_lag.get(lag).copied().unwrap_or(0.0);
+        let norm = (self.near_energy * far_energy).sqrt();
         let quality = if norm > 0.0 { best / norm } else { 0.0 };
         (lag, if quality.is_finite() { quality } else { 0.0 })
     }
 }
 
+/// Moves per-lag values `k` lags down (`earlier`: the echo now arrives sooner) or up,
+/// zero-filling the lags that come in.
+fn shift_lags(values: &mut [f32], earlier: bool, k: usize) {
+    let n = values.len();
+    let k = k.min(n);
+    if earlier {
+        values.rotate_left(k);
+        if let Some(tail) = values.get_mut(n - k..) {
+            tail.fill(0.0);
+        }
+    } else {
+        values.rotate_right(k);
+        if let Some(head) = values.get_mut(..k) {
+            head.fill(0.0);
+        }
+    }
+}
+
 /// Normalised correlation of the near envelope with the far envelope at one lag, always
-/// updated (also while the near end talks: that is what it is meant to show).
+/// updated (also while the near end talks: that is what it is meant to show). Started
+/// afresh at every new delay estimate, and unknown until it has seen one memory's worth
+/// of values at it: in its first tens of milliseconds it swings anywhere in −0.3…0.5 on
+/// pure echo, and our own first words passed for something else talking under them.
+#[derive(Default)]
 struct Likeness {
     cross: f32,
     near_energy: f32,
     far_energy: f32,
+    pushed: u32,
 }
 
 impl Likeness {
@@ -101,9 +139,13 @@ impl Likeness {
         self.cross = Self::KEEP * self.cross + near * far_at_lag;
         self.near_energy = Self::KEEP * self.near_energy + near * near;
         self.far_energy = Self::KEEP * self.far_energy + far_at_lag * far_at_lag;
+        self.pushed = self.pushed.saturating_add(1);
     }
 
     fn value(&self) -> Option<f32> {
+        if self.pushed < LIKENESS_MEMORY as u32 {
+            return None;
+        }
         let norm = (self.near_energy * self.far_energy).sqrt();
         let v = self.cross / norm;
         (norm > 0.0 && v.is_finite()).then_some(v)
@@ -123,6 +165,11 @@ pub(crate) struct DelayEstimator {
     near_mean: f32,
     far_acc: f32,
     near_acc: f32,
+    /// Previous far and near samples, for the pre-emphasis.
+    far_previous: f32,
+    near_previous: f32,
+    far_hp: f32,
+    near_hp: f32,
     acc_count: usize,
     since_evaluation: usize,
     active_values: usize,
@@ -147,6 +194,10 @@ impl DelayEstimator {
             near_mean: 0.0,
             far_acc: 0.0,
             near_acc: 0.0,
+            far_previous: 0.0,
+            near_previous: 0.0,
+            far_hp: 0.0,
+            near_hp: 0.0,
             acc_count: 0,
             since_evaluation: 0,
             active_values: 0,
@@ -154,18 +205,15 @@ impl DelayEstimator {
             candidate: None,
             candidate_hits: 0,
             estimate: None,
-            likeness: Likeness {
-                cross: 0.0,
-                near_energy: 0.0,
-                far_energy: 0.0,
-            },
+            likeness: Likeness::default(),
         }
     }
 
     /// How well the far end, at the estimated delay, explains the near end over the last
     /// ≈ 160 ms (normalised envelope correlation, −1…1): near 1 while the line carries only
     /// our echo, low when anything else (a caller, a crowd) is as loud. None until a delay
-    /// is known or while the far end has been silent.
+    /// is known and ≈ 160 ms have been correlated at it, or while the far end has been
+    /// silent.
     pub(crate) fn echo_likeness(&self) -> Option<f32> {
         self.estimate.and(self.likeness.value())
     }
@@ -186,21 +234,11 @@ impl DelayEstimator {
         let shift = |lag: usize| usize::try_from(lag as i64 - ms).ok();
         self.estimate = self.estimate.and_then(shift);
         self.candidate = self.candidate.and_then(shift);
+        let k = ms.unsigned_abs() as usize;
         for corr in [&mut self.slow, &mut self.fast] {
-            let n = corr.by_lag.len();
-            let k = (ms.unsigned_abs() as usize).min(n);
-            if ms > 0 {
-                // by_lag[l] now holds what was at l + ms.
-                corr.by_lag.rotate_left(k);
-                if let Some(tail) = corr.by_lag.get_mut(n - k..) {
-                    tail.fill(0.0);
-                }
-            } else {
-                corr.by_lag.rotate_right(k);
-                if let Some(head) = corr.by_lag.get_mut(..k) {
-                    head.fill(0.0);
-                }
-            }
+            // by_lag[l] now holds what was at l + ms; lags shifted in start empty.
+            shift_lags(&mut corr.by_lag, ms > 0, k);
+            shift_lags(&mut corr.far_energy_by_lag, ms > 0, k);
         }
     }
 
@@ -223,8 +261,15 @@ impl DelayEstimator {
     ) -> Option<usize> {
         let mut changed = None;
         for (&x, &y) in far.iter().zip(near) {
-            self.far_acc += x.abs();
-            self.near_acc += y.abs();
+            // Pre-emphasis on both sides (it commutes with the echo path): line noise —
+            // mains hum, fans, car rumble — lives below a few hundred hertz, and its
+            // envelope would otherwise drown the echo's.
+            self.far_hp = HIGH_PASS * (self.far_hp + x - self.far_previous);
+            self.near_hp = HIGH_PASS * (self.near_hp + y - self.near_previous);
+            self.far_previous = x;
+            self.near_previous = y;
+            self.far_acc += self.far_hp.abs();
+            self.near_acc += self.near_hp.abs();
             self.acc_count += 1;
             if self.acc_count == ENVELOPE_SAMPLES {
                 let far_env = self.far_acc / ENVELOPE_SAMPLES as f32;
@@ -259,10 +304,12 @@ impl DelayEstimator {
         if let Some(slot) = self.far_history.get_mut(self.head + len) {
             *slot = far_hp;
         }
+        // Near-end activity counts only what the correlations saw: a few instants between
+        // a caller's words correlate with anything.
         if far_env > ACTIVE_ENVELOPE {
             self.active_values += 1;
         }
-        if near_env > ACTIVE_ENVELOPE {
+        if !near_talks && near_env > ACTIVE_ENVELOPE {
             self.near_active_values += 1;
         }
         // The window ending with the newest value at `head + len`, read backwards, is
@@ -281,8 +328,8 @@ impl DelayEstimator {
             self.likeness.push(near_hp, far_at_lag);
         }
         if !near_talks {
-            self.slow.push(near_hp, far_hp, window.iter().rev());
-            self.fast.push(near_hp, far_hp, window.iter().rev());
+            self.slow.push(near_hp, window.iter().rev());
+            self.fast.push(near_hp, window.iter().rev());
         }
 
         self.since_evaluation += 1;
@@ -341,6 +388,7 @@ impl DelayEstimator {
         let first_and_clear = self.estimate.is_none() && quality >= IMMEDIATE_QUALITY;
         if self.candidate_hits >= 2 || first_and_clear {
             self.estimate = Some(best_lag);
+            self.likeness = Likeness::default();
             self.candidate = None;
             self.candidate_hits = 0;
             return Some(best_lag);

@@ -64,6 +64,13 @@ const PRIOR_TOTAL: f32 = 0.8;
 /// block (the others in rotation, one per block): the bulk of the echo lives there, and the
 /// constraint is what lets them generalise to frequencies speech has not excited yet.
 const CONSTRAINED_NEAR_ONSET: usize = 2;
+/// Smallest per-bin step scale line noise can impose (the filter must still track path
+/// changes).
+const MIN_NOISE_STEP: f32 = 0.05;
+/// Smoothing of the noise spectrum learnt in far-end gaps (per 4 ms block: ≈ 100 ms)…
+const NOISE_SHAPE_SMOOTHING: f32 = 0.04;
+/// …and of the error spectrum the step compares it with (≈ 12 ms).
+const ERROR_SMOOTHING: f32 = 0.7;
 /// Consecutive blocks of "output much louder than input" after which the filter is reset.
 const DIVERGENCE_BLOCKS: u32 = 50;
 
@@ -119,8 +126,17 @@ pub(crate) struct BlockFilter {
     /// Σ fg error², Σ bg error², Σ (fg − bg)² since the last two-path decision.
     decision_sums: [f64; 3],
     decision_blocks: u32,
-    /// Line-noise power per sample (0 on a quiet line), see [`Self::set_noise_power`].
+    /// Line-noise power per sample (0 on a quiet line), see [`Self::set_noise`].
     noise_power: f64,
+    /// The near end is only line noise now (a gap of the far end): learn its spectrum.
+    learn_noise: bool,
+    /// Mean spectrum of the near end in far-end gaps (|FFT([0, near])|² per bin) and the
+    /// mean power per sample over the same blocks: the noise's shape, scaled to the level
+    /// `noise_power` says when used (a caller talking in a gap must not raise it).
+    noise_shape: [f32; BINS],
+    noise_shape_power: f32,
+    /// Smoothed background error spectrum (same scale), for the per-bin noise step.
+    error_average: [f32; BINS],
     /// Partition whose circular-convolution part is removed next in the rotation.
     constrain_next: usize,
     divergent_blocks: u32,
@@ -161,6 +177,10 @@ impl BlockFilter {
             diff_var_long: 0.0,
             decision_sums: [0.0; 3],
             noise_power: 0.0,
+            learn_noise: false,
+            noise_shape: [0.0; BINS],
+            noise_shape_power: 0.0,
+            error_average: [0.0; BINS],
             decision_blocks: 0,
             constrain_next: 0,
             divergent_blocks: 0,
@@ -389,6 +409,9 @@ impl BlockFilter {
             self.divergent_blocks = 0;
         }
 
+        if self.learn_noise {
+            self.learn_noise_spectrum(near);
+        }
         // A clipped microphone signal is not a linear function of the reference: learning
         // from it would only hurt.
         let saturated = near.iter().any(|v| v.abs() >= 32000.0);
@@ -399,14 +422,40 @@ impl BlockFilter {
     }
 
     /// Tells the filter how much stationary line noise the near end carries (power per
-    /// sample, mean not minimum). Noise is in every error energy and hides the difference
-    /// between the paths.
-    pub(crate) fn set_noise_power(&mut self, power: f32) {
+    /// sample, mean not minimum) and whether the near end is nothing but that noise now
+    /// (`noise_only`: the far end is in a gap). Noise is in every error energy and hides the
+    /// difference between the paths; its spectrum sets the step per bin.
+    pub(crate) fn set_noise(&mut self, power: f32, noise_only: bool) {
         self.noise_power = if power.is_finite() {
             f64::from(power.max(0.0))
         } else {
             0.0
         };
+        self.learn_noise = noise_only;
+    }
+
+    /// One block of line noise alone: its spectrum into the running mean (≈ 100 ms).
+    fn learn_noise_spectrum(&mut self, near: &[f32; BLOCK]) {
+        self.time[..BLOCK].fill(0.0);
+        self.time[BLOCK..].copy_from_slice(near);
+        self.fft
+            .forward(&self.time, &mut self.acc_re, &mut self.acc_im);
+        let first = self.noise_shape_power <= 0.0;
+        let keep = if first {
+            0.0
+        } else {
+            1.0 - NOISE_SHAPE_SMOOTHING
+        };
+        for ((n, re), im) in self
+            .noise_shape
+            .iter_mut()
+            .zip(&self.acc_re)
+            .zip(&self.acc_im)
+        {
+            *n = keep * *n + (1.0 - keep) * (re * re + im * im);
+        }
+        let power = near.iter().map(|v| v * v).sum::<f32>() / BLOCK as f32;
+        self.noise_shape_power = keep * self.noise_shape_power + (1.0 - keep) * power;
     }
 
     /// Accumulates a 20 ms decision window and returns (background significantly better,
@@ -515,14 +564,35 @@ impl BlockFilter {
         let mu =
             2.0 * (0.25 * far_energy).min(0.25 * error_energy) / error_energy * (MAX_STEP / 0.5);
         let mu = mu as f32 * step_scale;
-        for (s, p) in self.step.iter_mut().zip(&self.far_power) {
-            *s = mu / (p + POWER_FLOOR);
-        }
         // Error spectrum E = FFT([0, e]) for the gradient.
         self.time[..BLOCK].fill(0.0);
         self.time[BLOCK..].copy_from_slice(&self.background_error);
         self.fft
             .forward(&self.time, &mut self.error_re, &mut self.error_im);
+        // Line noise, bin by bin (a variable step size NLMS per bin): the step is scaled by
+        // the share of the error that is still residual echo, not noise. A full step in
+        // noise makes the filter chase it and caps the cancellation near the echo-to-noise
+        // ratio; as the residual sinks into the noise the step shrinks and the filter
+        // settles. Per bin because line noise is coloured: a car's or a fan's lives below
+        // 500 Hz, and one factor for the whole band froze the filter where speech echo
+        // stands well clear of it.
+        let noise_scale = if self.noise_shape_power > 0.0 {
+            self.noise_power as f32 / self.noise_shape_power
+        } else {
+            0.0
+        };
+        for bin in 0..BINS {
+            let (re, im) = (self.error_re[bin], self.error_im[bin]);
+            let error = &mut self.error_average[bin];
+            *error = ERROR_SMOOTHING * *error + (1.0 - ERROR_SMOOTHING) * (re * re + im * im);
+            let noise = noise_scale * self.noise_shape[bin];
+            let residual_share = if *error > 0.0 {
+                ((*error - noise) / *error).clamp(MIN_NOISE_STEP, 1.0)
+            } else {
+                1.0
+            };
+            self.step[bin] = mu * residual_share / (self.far_power[bin] + POWER_FLOOR);
+        }
         true
     }
 

@@ -304,8 +304,9 @@ fn near_end_alone_comes_out_unchanged() {
 }
 
 /// Far end talking but no echo at all (a four-wire line), caller talking: the filter must
-/// not build an echo path out of nothing. With a caller independent of the far end nothing
-/// is removed; with the demo reply — the same synthetic voice and pitch as the prompt — the
+/// not build an echo path out of nothing. With a caller independent of the far end almost
+/// nothing is removed (24.7 dB SNR: the filter adapts a little before any delay is found;
+/// 25+ dB only while a bogus delay lock at 42 ms froze it elsewhere); with the demo reply — the same synthetic voice and pitch as the prompt — the
 /// filter finds some short-term correlation to "cancel" (−17 dB of the caller's level), yet
 /// the caller's level is untouched.
 #[test]
@@ -313,7 +314,7 @@ fn no_echo_path_does_not_invent_one() {
     let far = far_speech(6);
     let independent = syllabic_noise(far.len(), 3);
     let same_voice = looped(&scaled(&prompt("reply.wav"), -10.0), far.len());
-    for (talker, min_snr) in [(independent, 25.0), (same_voice, 15.0)] {
+    for (talker, min_snr) in [(independent, 24.0), (same_voice, 15.0)] {
         let near: Vec<i16> = talker.iter().map(|&v| ulaw(f32::from(v))).collect();
         let (out, _, _) = run(EchoConfig::default(), &far, &near);
         let (mut distortion, mut power) = (0.0, 0.0);
@@ -757,4 +758,150 @@ fn a_vanished_echo_is_forgotten_on_a_noisy_line() {
     let output: f64 = frames.map(|f| frame_power(&out, f)).sum();
     let added_db = 10.0 * (output / near).log10();
     assert!(added_db < 1.0, "output {added_db:.1} dB over the input");
+}
+
+/// Line noise as an air conditioner or a car makes it — brown rumble plus 50 Hz mains hum
+/// and its harmonics, nearly all its power below 400 Hz — `echo_to_noise_db` under (−) or
+/// over (+) the echo's mean level.
+fn brown_noise_under(echo: &[f32], echo_to_noise_db: f32, seed: u64) -> Vec<i16> {
+    let mut rng = Rng::new(seed);
+    let mut state = 0.0f32;
+    let raw: Vec<f32> = (0..echo.len())
+        .map(|n| {
+            state = 0.95 * state + 0.05 * rng.uniform();
+            // Mains hum and its harmonics, as loud as the rumble.
+            let t = n as f32 / 8000.0;
+            let hum: f32 = (1..=8)
+                .map(|k| (std::f32::consts::TAU * 50.0 * k as f32 * t).sin() / (k as f32).sqrt())
+                .sum();
+            state + 0.03 * hum
+        })
+        .collect();
+    let mean = |s: &[f32]| s.iter().map(|x| x * x).sum::<f32>() / s.len() as f32;
+    let active: Vec<f32> = echo.iter().copied().filter(|e| e.abs() > 1.0).collect();
+    let gain = (mean(&active) / mean(&raw) / 10f32.powf(echo_to_noise_db / 10.0)).sqrt();
+    raw.iter().map(|x| (x * gain) as i16).collect()
+}
+
+/// The bulk delay must be found on a noisy line too, even with our echo under the noise: no
+/// delay means no cancellation and no echo likeness for the policy (a recorded corpus call
+/// over HVAC noise, echo 3 dB under it, never found its delay in 18 s and every caller
+/// syllable stayed masked as possible echo). The envelopes are high-passed (≈ 250 Hz) before
+/// they are correlated, which takes the hum and rumble out. Measured, frame of lock (within
+/// 2 ms, for good): before 267 / never / 99; now 9 / 9 / 22.
+#[test]
+fn finds_the_bulk_delay_under_low_frequency_line_noise() {
+    for (seed, erl, delay_ms, echo_to_noise_db) in [
+        (3u64, 15.0f32, 67usize, -3.0f32),
+        (3, 15.0, 67, -6.0),
+        (4, 10.0, 100, -6.0),
+        (5, 20.0, 30, -3.0),
+    ] {
+        let path = echo_path(seed, 12, erl);
+        let clean = line(&far_speech(6), &[], &[(0, delay_ms * 8, &path)]);
+        let noise = brown_noise_under(&clean.echo, echo_to_noise_db, seed);
+        let noisy = line(&far_speech(6), &noise, &[(0, delay_ms * 8, &path)]);
+        let mut canceller = EchoCanceller::new(EchoConfig::default());
+        let mut out = vec![0i16; FRAME_SAMPLES];
+        let mut locked_since = None;
+        for f in 0..noisy.far.len() / FRAME_SAMPLES {
+            let r = f * FRAME_SAMPLES..(f + 1) * FRAME_SAMPLES;
+            canceller.process(&noisy.far[r.clone()], &noisy.near[r], &mut out);
+            let estimate = canceller.stats().bulk_delay_ms;
+            if estimate.is_some_and(|d| (d - delay_ms as f32).abs() <= 2.0) {
+                locked_since.get_or_insert(f);
+            } else {
+                locked_since = None;
+            }
+        }
+        let case = (seed, erl, delay_ms, echo_to_noise_db);
+        assert!(
+            locked_since.is_some_and(|f| f < FRAMES_PER_SECOND),
+            "{case:?}: locked for good from frame {locked_since:?}"
+        );
+    }
+}
+
+/// A caller independent of what we send, no echo at all: no delay may be "found". (The
+/// correlation was once normalised by the far energy of the instants pushed at lag 0, not
+/// at the lag: a loud far onset while the caller talked gave a normalised correlation of 3
+/// and an instant bogus lock at 42 ms.)
+#[test]
+fn no_echo_no_delay() {
+    let far = far_speech(6);
+    let caller = syllabic_noise(far.len(), 3);
+    let near: Vec<i16> = caller.iter().map(|&v| ulaw(f32::from(v))).collect();
+    let (_, infos, canceller) = run(EchoConfig::default(), &far, &near);
+    assert_eq!(canceller.stats().bulk_delay_ms, None);
+    assert!(infos.iter().all(|i| i.echo_likeness.is_none()));
+}
+
+/// Echo about as loud as hum and rumble: the step is set per frequency bin from the share
+/// of the error that is noise there, so the filter keeps learning above the noise's band
+/// instead of freezing everywhere. Echo suppression 3–8 s (8 s of speech; one step factor
+/// for the whole band → per bin): 5.2 → 8.2 dB and 6.2 → 10.9 dB.
+#[test]
+fn cancels_above_the_band_of_low_frequency_line_noise() {
+    for (seed, erl, delay_ms, echo_to_noise_db, min_suppression_db) in [
+        (6u64, 8.0f32, 120usize, -3.0f32, 7.0f64),
+        (5, 20.0, 30, 3.0, 9.0),
+    ] {
+        let path = echo_path(seed, 12, erl);
+        let clean = line(&far_speech(8), &[], &[(0, delay_ms * 8, &path)]);
+        let noise = brown_noise_under(&clean.echo, echo_to_noise_db, seed);
+        let noisy = line(&far_speech(8), &noise, &[(0, delay_ms * 8, &path)]);
+        let (out, _, _) = run(EchoConfig::default(), &noisy.far, &noisy.near);
+        let suppression = echo_suppression_db(&noisy, &out, 150..400);
+        assert!(
+            suppression >= min_suppression_db,
+            "{:?}: echo suppressed by {suppression:.1} dB at 3–8 s",
+            (seed, erl, delay_ms, echo_to_noise_db)
+        );
+    }
+}
+
+/// The echo likeness (how well our audio explains what comes back) is what tells the policy
+/// a crowd or a caller under our echo from the echo itself. It is unknown until it has
+/// correlated ≈ 160 ms at a delay (its first values swung between −0.3 and 0.5 on pure
+/// echo), high on echo alone, low while a talker is as loud as the echo. Measured: known 8
+/// frames after the lock (before: at the lock), 0.88 on echo, 0.42 under the talker.
+#[test]
+fn echo_likeness_is_unknown_at_first_then_tells_echo_from_a_talker() {
+    let path = echo_path(9, 12, 10.0);
+    let far = far_speech(4);
+    let talker = placed(&prompt("reply.wav"), (27 * SECOND) / 10, far.len());
+    let line = line(&far, &talker, &[(0, 40 * 8, &path)]);
+    let mut canceller = EchoCanceller::new(EchoConfig::default());
+    let mut out = vec![0i16; FRAME_SAMPLES];
+    let (mut locked_at, mut known_at) = (None, None);
+    let mut values = Vec::new();
+    for f in 0..line.far.len() / FRAME_SAMPLES {
+        let r = f * FRAME_SAMPLES..(f + 1) * FRAME_SAMPLES;
+        let info = canceller.process(&line.far[r.clone()], &line.near[r], &mut out);
+        if canceller.stats().bulk_delay_ms.is_some() {
+            locked_at.get_or_insert(f);
+        }
+        if info.echo_likeness.is_some() {
+            known_at.get_or_insert(f);
+        }
+        values.push(info.echo_likeness.unwrap_or(f32::NAN));
+    }
+    let (locked_at, known_at) = (locked_at.expect("a delay"), known_at.expect("a likeness"));
+    assert!(
+        known_at >= locked_at + 8,
+        "locked {locked_at}, known {known_at}"
+    );
+    let mean = |r: std::ops::Range<usize>| {
+        let v: Vec<f32> = values[r]
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        v.iter().sum::<f32>() / v.len().max(1) as f32
+    };
+    let (echo, caller) = (mean(75..130), mean(140..170));
+    assert!(
+        echo >= 0.6 && caller < 0.5,
+        "echo {echo:.2}, caller {caller:.2}"
+    );
 }
