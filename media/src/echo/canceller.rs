@@ -58,6 +58,9 @@ const LOST_ERLE_DB: f32 = 3.0;
 const LOST_FRAMES: u32 = 8;
 /// …and the far end still explains the near end this well (envelope correlation).
 const LOST_ECHO_LIKENESS: f32 = 0.4;
+/// Likeness above which what is heard is taken for nothing but our echo (0.8–0.95 on pure
+/// echo; a caller as loud as the echo pulls it to 0.3–0.6).
+const PURE_ECHO_LIKENESS: f32 = 0.7;
 /// Frames of output louder than input (by this power ratio) after which the path counts as
 /// changed.
 const WORSE_THAN_NOTHING_FRAMES: u32 = 3;
@@ -128,6 +131,9 @@ pub struct EchoCanceller {
     double_talk: bool,
     /// ERLE (dB) of measurable frames, smoothed over ≈ 0.5 s and ≈ 0.1 s.
     erle_slow_db: f32,
+    /// The slow ERLE as the echo gate is told it: not learnt while a caller may be talking
+    /// (see `process`).
+    erle_gate_db: f32,
     erle_fast_db: f32,
     converged: bool,
     erl_echo: f32,
@@ -200,6 +206,7 @@ impl EchoCanceller {
             double_talk_hold: 0,
             double_talk: false,
             erle_slow_db: 0.0,
+            erle_gate_db: 0.0,
             erle_fast_db: 0.0,
             converged: false,
             erl_echo: 0.0,
@@ -244,7 +251,7 @@ impl EchoCanceller {
                 expected_echo_level_db: power_db(0.0),
                 near_level_db: power_db(near_energy / len.max(1) as f32),
                 double_talk: false,
-                erle_db: self.erle_slow_db,
+                erle_db: self.erle_gate_db,
                 echo_likeness: None,
             };
         }
@@ -351,8 +358,22 @@ impl EchoCanceller {
         self.filter
             .set_noise(noise_mean, far_gap && !near_end_in_frame);
         let echo_in = near_power - noise_mean;
+        // The ERLE the echo gate is told holds still while double talk is suspected and our
+        // audio does not explain what is heard: a caller at our echo's level is not always
+        // caught by the level detector, and each of their frames reads as a poor ERLE — the
+        // residual the gate expected rose by 20 dB over two seconds of such a caller, who
+        // was then judged at the raised bar. A louder echo after a path change is explained
+        // by our audio and is learnt at once. (The canceller's own ERLE, which steers its
+        // adaptation, learns from every frame as before.)
+        let talk_suspected =
+            (near_end_in_frame || suspicious_in_frame || self.double_talk_hold > 0)
+                && !self
+                    .delay
+                    .echo_likeness()
+                    .is_some_and(|l| l >= PURE_ECHO_LIKENESS);
         self.update_erle(
             far_active && !near_end_in_frame && echo_in > noise_mean,
+            !talk_suspected,
             echo_in,
             (out_power - noise_mean).max(0.0),
         );
@@ -388,7 +409,7 @@ impl EchoCanceller {
             expected_echo_level_db: power_db(far_reference * self.erl_gain()),
             near_level_db: power_db(near_power),
             double_talk: self.double_talk,
-            erle_db: self.erle_slow_db,
+            erle_db: self.erle_gate_db,
             echo_likeness: self.delay.echo_likeness(),
         }
     }
@@ -649,7 +670,7 @@ impl EchoCanceller {
         self.noise_floor
     }
 
-    fn update_erle(&mut self, measurable: bool, near_power: f32, out_power: f32) {
+    fn update_erle(&mut self, measurable: bool, no_talk: bool, near_power: f32, out_power: f32) {
         if !measurable || near_power < NEAR_FLOOR_POWER {
             return;
         }
@@ -657,6 +678,9 @@ impl EchoCanceller {
         // not wipe out what a second of echo-only frames says.
         let frame_erle = erle_of_frame(near_power, out_power);
         self.erle_slow_db = ERLE_SLOW * self.erle_slow_db + (1.0 - ERLE_SLOW) * frame_erle;
+        if no_talk || !self.converged {
+            self.erle_gate_db = ERLE_SLOW * self.erle_gate_db + (1.0 - ERLE_SLOW) * frame_erle;
+        }
         self.erle_fast_db = ERLE_FAST * self.erle_fast_db + (1.0 - ERLE_FAST) * frame_erle;
         if self.erle_slow_db >= CONVERGED_ERLE_DB {
             self.converged = true;
@@ -724,6 +748,7 @@ impl EchoCanceller {
         self.filter.reset_adaptation();
         self.filter.set_expected_onset(onset);
         self.erle_slow_db = self.erle_fast_db;
+        self.erle_gate_db = self.erle_fast_db;
         self.filter_delay = None;
     }
 

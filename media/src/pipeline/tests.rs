@@ -259,3 +259,54 @@ fn on_an_echo_free_line_a_quiet_caller_is_not_taken_for_echo() {
     assert!(likely * 4 < talking.len(), "{likely} of {}", talking.len());
     assert!(talking.iter().all(|c| !c.echo_masked || c.echo_likely));
 }
+
+/// A caller as loud as our echo, talking over it once the canceller has converged: the
+/// inbound level is within the echo's, but the canceller's output stands far above the
+/// residual it should leave, so the raised bar must not apply (with it, the caller's
+/// onset came ≈ 100 ms late on the corpus).
+#[test]
+fn a_caller_as_loud_as_our_cancelled_echo_is_not_judged_at_the_raised_bar() {
+    let far_all = prompt("prompt.wav");
+    let echo = echo_of(&far_all);
+    let reply = prompt("reply.wav");
+    let mut p = CallerPipeline::new(&PipelineConfig {
+        noise_suppression: false,
+        ..Default::default()
+    });
+    // From 6 s the caller talks 10 dB under the prompt: at the echo's level.
+    let start = 300;
+    let (mut within_expected, mut talking, mut likely) = (0, 0, 0);
+    for f in 0..460 {
+        let far = &far_all[f * 160..f * 160 + 160];
+        let caller: Vec<i16> = (0..160)
+            .map(|i| {
+                let n = (f * 160 + i).checked_sub(start * 160);
+                n.and_then(|n| reply.get(n)).map_or(0, |s| s / 3)
+            })
+            .collect();
+        let loud = level_db(&caller) > -40.0;
+        let near: Vec<i16> = echo[f * 160..f * 160 + 160]
+            .iter()
+            .zip(&caller)
+            .map(|(e, c)| e.saturating_add(*c))
+            .collect();
+        let trace = p.process_frame(far, &near, |_, _, ctx| {
+            if loud && ctx.far_active {
+                talking += 1;
+                likely += usize::from(ctx.echo_likely);
+            }
+        });
+        if loud && trace.gate == Some(crate::echo::EchoGateVerdict::WithinExpectedEcho) {
+            within_expected += 1;
+        }
+    }
+    // The situation arises: many of the caller's frames are within the expected echo…
+    assert!(within_expected > 20, "{within_expected}");
+    // …yet most of their chunks are not taken for likely echo (24 of 51; without the lift
+    // 51 of 51; with the gate told an ERLE that sank while they talked, 34).
+    assert!(talking > 20, "{talking}");
+    assert!(
+        likely * 2 < talking,
+        "{likely} of {talking} caller chunks judged as likely echo"
+    );
+}
