@@ -150,14 +150,17 @@ impl BackgroundGuard {
                 if class == ChunkClass::Speech && level >= over && !learning {
                     return ChunkClass::Speech;
                 }
-                if !self.maybe_our_echo {
+                if !tracker_idle {
+                    // A caller rose over the bar: their quieter syllables (or those at the
+                    // raised bar) are theirs, not a background's.
+                } else if !self.maybe_our_echo {
                     // Heard outside our echo: a background after all, at this level.
                     // (Its learning time counts from the notice: a caller's soft first
                     // syllable may be what confirms it, and their next ones must count.)
                     bg.provisional = false;
                     bg.level_db = level;
                     bg.peak_db = bg.peak_db.max(level);
-                } else if tracker_idle {
+                } else {
                     // Until then its level is what is heard, our echo included: the bar
                     // falls as the canceller converges.
                     bg.level_db = LEVEL_SMOOTHING * bg.level_db + (1.0 - LEVEL_SMOOTHING) * level;
@@ -379,6 +382,32 @@ mod tests {
         // …but the next, as loud as our first words were, is the caller.
         g.set_echo_evidence(false, Some(0.2));
         assert_eq!(playing(&mut g, at(t0, 3032), Speech, Speech, -25.0), Speech);
+    }
+
+    /// A caller who rises over a provisional background's bar is talking; their next chunk,
+    /// judged at the echo-raised bar (in between) while their candidate lives, must not
+    /// confirm the background at their own level (it did: a car-line caller at −19 dBFS was
+    /// then under a "background" at −20 for the rest of the call).
+    #[test]
+    fn a_callers_own_syllables_do_not_confirm_a_provisional_background() {
+        let t0 = Instant::now();
+        let mut g = BackgroundGuard::default();
+        playing(&mut g, at(t0, 0), Silence, Silence, -60.0);
+        g.set_echo_evidence(true, None);
+        playing(&mut g, at(t0, 256), Speech, Between, -36.0);
+        for ms in (288..3000).step_by(32) {
+            g.set_echo_evidence(true, Some(0.7));
+            playing(&mut g, at(t0, ms), Speech, Between, -50.0);
+        }
+        g.set_echo_evidence(false, Some(0.0));
+        assert_eq!(playing(&mut g, at(t0, 3008), Speech, Speech, -18.6), Speech);
+        // The candidate is under way (tracker not idle).
+        let busy = |g: &mut BackgroundGuard, ms: u64, class: ChunkClass, level: f32| {
+            g.filter(at(t0, ms), Speech, class, level, true, false, MIN_SILENCE)
+        };
+        assert_eq!(busy(&mut g, 3040, Between, -19.9), Between);
+        assert_eq!(busy(&mut g, 3072, Speech, -24.0), Speech);
+        assert_eq!(busy(&mut g, 3104, Speech, -18.0), Speech);
     }
 
     /// The same provisional start, but a crowd is under our first words: heard outside our
