@@ -46,6 +46,11 @@ const SAME_LAG: usize = 2;
 /// Memory of the echo likeness at the current delay (envelope values: ≈ 160 ms, about
 /// one syllable — a caller's first syllable must show).
 const LIKENESS_MEMORY: f32 = 160.0;
+/// Envelope values correlated at a delay before its likeness is told (≈ 320 ms, two
+/// memories): a first delay estimate can be wrong and replaced within ≈ 300 ms, and at the
+/// wrong lag pure echo measured −0.3…−0.1 — "something other than our echo", which made a
+/// recorded call's first words a crowd for the policy and hid the caller for the call.
+const LIKENESS_WARMUP: u32 = 2 * LIKENESS_MEMORY as u32;
 
 /// Exponentially weighted correlation of near(t) with far(t − lag) for every lag.
 struct Correlation {
@@ -143,7 +148,7 @@ impl Likeness {
     }
 
     fn value(&self) -> Option<f32> {
-        if self.pushed < LIKENESS_MEMORY as u32 {
+        if self.pushed < LIKENESS_WARMUP {
             return None;
         }
         let norm = (self.near_energy * self.far_energy).sqrt();
@@ -212,8 +217,8 @@ impl DelayEstimator {
     /// How well the far end, at the estimated delay, explains the near end over the last
     /// ≈ 160 ms (normalised envelope correlation, −1…1): near 1 while the line carries only
     /// our echo, low when anything else (a caller, a crowd) is as loud. None until a delay
-    /// is known and ≈ 160 ms have been correlated at it, or while the far end has been
-    /// silent.
+    /// is known and ≈ 320 ms have been correlated at it ([`LIKENESS_WARMUP`]), or while
+    /// the far end has been silent.
     pub(crate) fn echo_likeness(&self) -> Option<f32> {
         self.estimate.and(self.likeness.value())
     }
