@@ -17,7 +17,7 @@
 //! caller quieter than our own voice.
 //!
 //! A background noticed on a chunk that may be nothing but our own unconverged first words
-//! (masked, before our audio's likeness is measured) is *provisional*: until something is
+//! (masked, and not shown by the likeness to be anything else) is *provisional*: until something is
 //! heard outside our echo, its level follows everything heard, our echo included, so the
 //! bar falls as the canceller converges; the first chunk heard outside our echo confirms
 //! it at that chunk's level — unless it is already louder than the bar (a caller). Taken
