@@ -126,9 +126,9 @@ fn shift_lags(values: &mut [f32], earlier: bool, k: usize) {
 
 /// Normalised correlation of the near envelope with the far envelope at one lag, always
 /// updated (also while the near end talks: that is what it is meant to show). Started
-/// afresh at every new delay estimate, and unknown until it has seen one memory's worth
-/// of values at it: in its first tens of milliseconds it swings anywhere in −0.3…0.5 on
-/// pure echo, and our own first words passed for something else talking under them.
+/// afresh at every new delay estimate, and unknown until it has seen [`LIKENESS_WARMUP`]
+/// values at it: in its first tens of milliseconds it swings anywhere in −0.3…0.5 on pure
+/// echo, and our own first words passed for something else talking under them.
 #[derive(Default)]
 struct Likeness {
     cross: f32,
