@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup-runtime.sh
+. scripts/cpu-flags.sh
 cargo build --release -p bargein-gateway
 exec ./target/release/bargein-gateway --config deploy/gateway.toml "$@"

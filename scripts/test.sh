@@ -5,6 +5,7 @@
 # real gateway binary with real peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/cpu-flags.sh
 ./scripts/install-test-deps.sh
 ./scripts/setup-runtime.sh
 # The Python example gRPC bot (its e2e test runs it): grpcio + grpcio-tools into .cache/.

@@ -3,6 +3,7 @@
 mod bot;
 mod call;
 mod config;
+mod cpu;
 mod pacing;
 mod ports;
 mod recording;
@@ -53,6 +54,10 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    if let Some(message) = cpu::unsupported_cpu_message() {
+        eprintln!("bargein-gateway: {message}");
+        return ExitCode::from(2);
+    }
     if std::env::args().nth(1).as_deref() == Some("replay") {
         return replay::main(std::env::args().skip(2));
     }

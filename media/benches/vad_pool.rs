@@ -106,10 +106,16 @@ fn main() {
     let cpu = thread_cpu().saturating_sub(cpu0);
     drop(streams);
     let mut lat: Vec<f64> = Vec::new();
+    // Late results (over one 32 ms chunk period) in the first second and after it.
+    let mut late = [0usize; 2];
     while let Ok((stream, tag, at)) = rx.try_recv() {
         let frame = ((tag - 1) / 160) as usize;
         if let Some(t) = submitted.get(stream).and_then(|v| v.get(frame)) {
-            lat.push(at.saturating_duration_since(*t).as_secs_f64() * 1000.0);
+            let ms = at.saturating_duration_since(*t).as_secs_f64() * 1000.0;
+            if ms > 32.0 {
+                late[usize::from(frame >= 50)] += 1;
+            }
+            lat.push(ms);
         }
     }
     lat.sort_by(|a, b| a.total_cmp(b));
@@ -125,7 +131,7 @@ fn main() {
     let shed = st.shed_frames.load(std::sync::atomic::Ordering::Relaxed);
     println!(
         "calls={calls} workers={workers} ns={} aec={} results={}/{expected} dropped={} shed_ns_frames={shed} \
-         latency ms p50={:.1} p95={:.1} p99={:.1} max={:.1} | within 32 ms: {:.2} % | \
+         latency ms p50={:.1} p95={:.1} p99={:.1} max={:.1} | within 32 ms: {:.2} % (late: {} in the first second, {} after) | \
          mean batch {:.1} | CPU {:.0} % of one core ({:.3} % per call)",
         cfg.noise_suppression,
         cfg.echo_cancellation,
@@ -136,6 +142,8 @@ fn main() {
         q(0.99),
         q(1.0),
         100.0 * lat.iter().filter(|l| **l <= 32.0).count() as f64 / lat.len().max(1) as f64,
+        late[0],
+        late[1],
         chunks as f64 / batches as f64,
         100.0 * cpu.as_secs_f64() / wall.as_secs_f64(),
         100.0 * cpu.as_secs_f64() / wall.as_secs_f64() / calls as f64,
