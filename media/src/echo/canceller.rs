@@ -18,6 +18,7 @@
 
 use super::delay::DelayEstimator;
 use super::erl_bound::ErlBound;
+use super::far_history::FarHistory;
 use super::filter::{BlockFilter, BLOCK};
 use super::noise_floor::NoiseFloor;
 use super::{EchoConfig, EchoFrameInfo, EchoStats, FRAME_SAMPLES, MAX_FRAME_SAMPLES};
@@ -97,12 +98,8 @@ pub struct EchoCanceller {
     hangover_blocks: u32,
     hangover_frames: u32,
     far_active_power: f32,
-    /// Far-end samples as sent, a ring indexed by absolute sample number.
-    far_history: Vec<f32>,
-    far_written: u64,
-    /// Mean power of each far block as sent, a ring indexed by absolute block number.
-    far_block_power: Vec<f32>,
-    blocks_written: u64,
+    /// What we sent: samples for the delay line, block powers for the level detectors.
+    far: FarHistory,
     filter: BlockFilter,
     delay: DelayEstimator,
     /// Delay-line length: the filter's first tap sees the far end this many samples late.
@@ -180,10 +177,7 @@ impl EchoCanceller {
             hangover_blocks: hangover_samples.div_ceil(BLOCK) as u32,
             hangover_frames: hangover_samples.div_ceil(FRAME_SAMPLES) as u32,
             far_active_power: FULL_SCALE_POWER * 10f32.powf(cfg.far_active_dbfs / 10.0),
-            far_history: vec![0.0; history],
-            far_written: 0,
-            far_block_power: vec![0.0; power_blocks],
-            blocks_written: 0,
+            far: FarHistory::new(history, power_blocks),
             filter: BlockFilter::new(partitions),
             delay: DelayEstimator::new(
                 cfg.max_bulk_delay_ms as usize + DISPERSION / SAMPLES_PER_MS,
@@ -265,7 +259,7 @@ impl EchoCanceller {
         let mut echo_energy = 0.0f32;
         let mut near_end_in_frame = false;
         let mut suspicious_in_frame = false;
-        let first_block = self.blocks_written;
+        let first_block = self.far.blocks_written();
         for (b, (near_chunk, out_chunk)) in near
             .chunks_exact(BLOCK)
             .zip(out.chunks_exact_mut(BLOCK))
@@ -287,7 +281,8 @@ impl EchoCanceller {
                 far_energy += x * x;
                 *near_slot = near_chunk.get(i).map_or(0.0, |&v| f32::from(v));
             }
-            self.push_far_block(far_energy / BLOCK as f32);
+            self.far
+                .push_block(&self.far_block, far_energy / BLOCK as f32);
             let near_talks = self.near_end_hold > 0;
             if let Some(lag) = self.delay.push(
                 &self.far_block,
@@ -440,7 +435,7 @@ impl EchoCanceller {
         suspicious_in_frame: &mut bool,
     ) -> f32 {
         let near_power = self.near_block.iter().map(|v| v * v).sum::<f32>() / BLOCK as f32;
-        let block = self.blocks_written - 1;
+        let block = self.far.blocks_written() - 1;
         // The level comparison must not miss echo arriving at another lag while the delay
         // is in doubt, so it looks at the whole range until the filter has converged.
         let (far_reference, _) = self.far_power_in_echo_window(block, 1, self.converged);
@@ -471,42 +466,11 @@ impl EchoCanceller {
         }
     }
 
-    fn push_far_block(&mut self, power: f32) {
-        let mask = self.far_history.len() as u64 - 1;
-        for &x in &self.far_block {
-            if let Some(slot) = self.far_history.get_mut((self.far_written & mask) as usize) {
-                *slot = x;
-            }
-            self.far_written += 1;
-        }
-        let mask = self.far_block_power.len() as u64 - 1;
-        if let Some(slot) = self
-            .far_block_power
-            .get_mut((self.blocks_written & mask) as usize)
-        {
-            *slot = power;
-        }
-        self.blocks_written += 1;
-    }
-
-    /// Far-end sample `index` (absolute), or 0 if it is not (or no longer) in the history.
-    fn far_sample(&self, index: i64) -> f32 {
-        let len = self.far_history.len() as i64;
-        let written = self.far_written as i64;
-        if index < 0 || index >= written || index < written - len {
-            return 0.0;
-        }
-        self.far_history
-            .get((index & (len - 1)) as usize)
-            .copied()
-            .unwrap_or(0.0)
-    }
-
     /// The newest block as the filter must see it: `window_start` samples late.
     fn read_aligned_block(&mut self) {
-        let first = self.far_written as i64 - BLOCK as i64 - self.window_start as i64;
+        let first = self.far.written() as i64 - BLOCK as i64 - self.window_start as i64;
         for i in 0..BLOCK {
-            self.aligned_block[i] = self.far_sample(first + i as i64);
+            self.aligned_block[i] = self.far.sample(first + i as i64);
         }
     }
 
@@ -523,20 +487,7 @@ impl EchoCanceller {
         let oldest = (last + 1)
             .saturating_sub(blocks)
             .saturating_sub(lag_max.div_ceil(BLOCK) as u64);
-        let ring = self.far_block_power.len() as u64;
-        let oldest = oldest.max(self.blocks_written.saturating_sub(ring));
-        let (mut max, mut sum, mut count) = (0.0f32, 0.0f32, 0u32);
-        for block in oldest..=newest.min(self.blocks_written.saturating_sub(1)) {
-            let power = self
-                .far_block_power
-                .get((block % ring) as usize)
-                .copied()
-                .unwrap_or(0.0);
-            max = max.max(power);
-            sum += power;
-            count += 1;
-        }
-        (max, if count > 0 { sum / count as f32 } else { 0.0 })
+        self.far.block_power_stats(oldest, newest)
     }
 
     /// Best bulk-delay estimate in samples.
@@ -598,12 +549,12 @@ impl EchoCanceller {
         self.window_start = target;
         self.delay_changes += 1;
         // Refill the far-end spectra for the new alignment from the history.
-        let newest_end = self.far_written as i64 - target as i64;
+        let newest_end = self.far.written() as i64 - target as i64;
         for k in 0..self.filter.partitions() {
             let end = newest_end - (k * BLOCK) as i64;
             let mut window = [0.0f32; 2 * BLOCK];
             for (i, slot) in window.iter_mut().enumerate() {
-                *slot = self.far_sample(end - (2 * BLOCK) as i64 + i as i64);
+                *slot = self.far.sample(end - (2 * BLOCK) as i64 + i as i64);
             }
             self.filter.load_far_window(k, &window);
         }

@@ -26,11 +26,14 @@
 mod canceller;
 mod delay;
 mod erl_bound;
+mod far_history;
 mod fft;
 mod filter;
 pub mod gate;
 mod noise_floor;
 
+#[cfg(test)]
+mod convergence_tests;
 #[cfg(test)]
 mod test_signals;
 #[cfg(test)]

@@ -277,3 +277,23 @@ pub(crate) fn talker_attenuation_db(talker: &[i16], out: &[i16], frames: &[usize
     }
     -20.0 * (cross / power).log10()
 }
+
+pub(crate) const SECOND: usize = 8000;
+pub(crate) const FRAMES_PER_SECOND: usize = 50;
+
+/// (path seed, ERL dB, bulk delay ms, dispersion ms)
+pub(crate) type Case = (u64, f32, usize, usize);
+
+pub(crate) fn far_speech(seconds: usize) -> Vec<i16> {
+    looped(&prompt("prompt.wav"), seconds * SECOND)
+}
+
+/// ERLE over the second that follows the first second of far-end speech.
+pub(crate) fn erle_after_one_second(case: Case) -> f64 {
+    let (seed, erl, delay_ms, dispersion) = case;
+    let path = echo_path(seed, dispersion, erl);
+    let line = line(&far_speech(4), &[], &[(0, delay_ms * 8, &path)]);
+    let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
+    let t1 = after_far_activity(&line.far, 1000);
+    erle_db(&line, &out, t1..t1 + FRAMES_PER_SECOND)
+}

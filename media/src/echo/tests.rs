@@ -8,85 +8,6 @@
 use super::test_signals::*;
 use super::*;
 
-const SECOND: usize = 8000;
-const FRAMES_PER_SECOND: usize = 50;
-
-/// (path seed, ERL dB, bulk delay ms, dispersion ms)
-type Case = (u64, f32, usize, usize);
-
-fn far_speech(seconds: usize) -> Vec<i16> {
-    looped(&prompt("prompt.wav"), seconds * SECOND)
-}
-
-/// ERLE over the second that follows the first second of far-end speech.
-fn erle_after_one_second(case: Case) -> f64 {
-    let (seed, erl, delay_ms, dispersion) = case;
-    let path = echo_path(seed, dispersion, erl);
-    let line = line(&far_speech(4), &[], &[(0, delay_ms * 8, &path)]);
-    let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
-    let t1 = after_far_activity(&line.far, 1000);
-    erle_db(&line, &out, t1..t1 + FRAMES_PER_SECOND)
-}
-
-#[test]
-fn erle_reaches_25_db_one_second_after_far_speech_starts() {
-    for case in [
-        (1, 6.0, 0, 8),
-        (6, 20.0, 10, 8),
-        (7, 10.0, 30, 12),
-        (27, 6.0, 45, 8),
-        (5, 10.0, 70, 16),
-        (30, 6.0, 100, 12),
-    ] {
-        let erle = erle_after_one_second(case);
-        assert!(erle >= 25.0, "{case:?}: ERLE {erle:.1} dB");
-    }
-}
-
-/// 24 echo paths (ERL 6/10/20 dB, bulk delay 0–120 ms, dispersion 8/12/16 ms): how the
-/// second after 1 s of speech is distributed, and that 2 s in every path is at 25 dB.
-/// (Speech only excites some frequencies at a time; on some paths the first second of
-/// this prompt leaves the filter at 21–24 dB, half a second short of 25.)
-#[test]
-fn erle_survey_over_many_echo_paths() {
-    let mut first_second = Vec::new();
-    for seed in 20..44u64 {
-        let erl = [6.0, 10.0, 20.0][(seed % 3) as usize];
-        let delay_ms = [0, 15, 30, 45, 60, 80, 100, 120][(seed % 8) as usize];
-        let dispersion = [8, 12, 16][((seed / 3) % 3) as usize];
-        let case = (seed, erl, delay_ms, dispersion);
-        first_second.push(erle_after_one_second(case));
-        let path = echo_path(seed, dispersion, erl);
-        let line = line(&far_speech(4), &[], &[(0, delay_ms * 8, &path)]);
-        let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
-        let later = erle_db(&line, &out, 125..200);
-        assert!(later >= 25.0, "{case:?}: ERLE {later:.1} dB from 2.5 s on");
-    }
-    first_second.sort_by(f64::total_cmp);
-    let (min, median) = (first_second[0], first_second[first_second.len() / 2]);
-    assert!(
-        min >= 20.0 && median >= 25.0,
-        "min {min:.1} dB, median {median:.1} dB"
-    );
-}
-
-/// At 120 ms of bulk delay the first ~0.3 s of speech go to finding the delay (the echo
-/// only starts coming back after 120 ms), so the second after 1 s of speech reaches
-/// ~23–24 dB; 25 dB follow half a second later.
-#[test]
-fn erle_with_the_longest_bulk_delay() {
-    for case in [(4, 6.0, 120, 16), (3, 20.0, 120, 16), (8, 10.0, 120, 8)] {
-        let erle = erle_after_one_second(case);
-        assert!(erle >= 21.0, "{case:?}: ERLE {erle:.1} dB");
-        let (seed, erl, delay_ms, dispersion) = case;
-        let path = echo_path(seed, dispersion, erl);
-        let line = line(&far_speech(5), &[], &[(0, delay_ms * 8, &path)]);
-        let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
-        let later = erle_db(&line, &out, 100..200);
-        assert!(later >= 25.0, "{case:?}: ERLE {later:.1} dB after 2 s");
-    }
-}
-
 /// A gateway that feeds its linear audio as reference (instead of what the µ-law coder
 /// made of it) leaves the outbound coding noise uncancelled: ERLE is capped lower.
 #[test]
@@ -528,29 +449,6 @@ fn echo_gate_separates_echo_from_the_caller() {
 
 /// The figures in the report come from here: `cargo test -p bargein-media --release --lib
 /// echo::tests::figures -- --ignored --nocapture`.
-/// The figures in the report come from here: `cargo test -p bargein-media --release --lib
-/// echo::tests::figures -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn convergence_survey() {
-    let mut all = Vec::new();
-    for seed in 20..44u64 {
-        let erl = [6.0, 10.0, 20.0][(seed % 3) as usize];
-        let delay = [0, 15, 30, 45, 60, 80, 100, 120][(seed % 8) as usize];
-        let disp = [8, 12, 16][((seed / 3) % 3) as usize];
-        let e = erle_after_one_second((seed, erl, delay, disp));
-        println!("survey {seed} erl {erl} delay {delay} disp {disp}: {e:.1}");
-        all.push(e);
-    }
-    all.sort_by(f64::total_cmp);
-    println!(
-        "survey min {:.1} median {:.1} max {:.1}",
-        all[0],
-        all[all.len() / 2],
-        all[all.len() - 1]
-    );
-}
-
 #[test]
 #[ignore]
 fn figures() {
