@@ -14,7 +14,9 @@
 //! When the canceller's output holds no more than the residual echo it should leave
 //! (`echo_masked`: always so in the first words of a call, before it converges), the chunk
 //! does not count as speech at all — Silero rightly hears speech in our own voice at any
-//! level; only output louder than the expected residual echo can be the caller.
+//! level; only output louder than the expected residual echo can be the caller. Nor does a
+//! chunk within our echo's level that our own audio explains well
+//! ([`EXPLAINED_ECHO_LIKENESS`]).
 //!
 //! # Driving it (what the session calls when)
 //! - [`BargeInPolicy::on_vad`] for every VAD chunk, in order, with the playout's state now
@@ -65,6 +67,9 @@ pub const RESUME_CONTINUATION: Duration = Duration::from_millis(200);
 /// Undecided false-barge-in checks kept; an older one is decided early (never happens with
 /// sane settings: each needs a confirmed speech segment over fresh agent audio).
 const MAX_FALSE_BARGE_IN_CHECKS: usize = 16;
+/// Echo likeness (how well our own audio explains what is heard, 0.8–0.95 on our echo
+/// alone) at or above which a chunk within our echo's level is taken for our echo.
+pub const EXPLAINED_ECHO_LIKENESS: f32 = 0.8;
 
 /// One VAD chunk of caller audio.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -360,7 +365,15 @@ impl BargeInPolicy {
         // A masked chunk says nothing about the caller either way (it may hide the gap
         // between two of their syllables under our echo): neutral, never speech, never
         // the silence that would end their candidate.
-        let class = if self.cfg.echo_gate && obs.echo_masked {
+        // Nor does a chunk within our echo's level that our audio explains well: the
+        // canceller's residual of our own words, a few dB over the bar the gate expects
+        // while it converges, and Silero sure it is speech (p 0.95 at likeness 0.88 on a
+        // recorded corpus call). A caller that loud pulls the likeness to 0.3–0.6.
+        let explained_echo = obs.echo_likely
+            && obs
+                .echo_likeness
+                .is_some_and(|l| l >= EXPLAINED_ECHO_LIKENESS);
+        let class = if self.cfg.echo_gate && (obs.echo_masked || explained_echo) {
             ChunkClass::Between
         } else {
             classify(obs.probability, threshold)

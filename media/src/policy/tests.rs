@@ -28,6 +28,8 @@ struct Sim {
     frame: Vec<i16>,
     playout_events: Vec<PlayoutEvent>,
     clips: u32,
+    /// Echo likeness reported with every chunk fed (None: delay not known).
+    echo_likeness: Option<f32>,
 }
 
 impl Sim {
@@ -51,6 +53,7 @@ impl Sim {
             now_ms: 0,
             playout_events: Vec::new(),
             clips: 0,
+            echo_likeness: None,
         }
     }
 
@@ -156,7 +159,7 @@ impl Sim {
                 echo_likely: echo,
                 echo_masked: masked,
                 level_db,
-                echo_likeness: None,
+                echo_likeness: self.echo_likeness,
             };
             let view = self.view();
             self.policy.on_vad(obs, view);

@@ -40,6 +40,23 @@ fn echo_before_the_canceller_converges_never_barges_in() {
 }
 
 #[test]
+fn our_echo_explained_by_our_audio_is_not_the_caller() {
+    let mut sim = Sim::new(PolicyConfig::default());
+    sim.play(5000, true);
+    sim.feed(320, SILENCE);
+    // The canceller's residual of our own words: within our echo's level, just over the
+    // bar the gate expects (not masked), Silero sure it is speech — but our audio explains
+    // it (likeness 0.88): no pause.
+    sim.echo_likeness = Some(0.88);
+    assert!(sim.feed_echo(640, 0.95, true, false).is_empty());
+    assert_eq!(sim.policy.counters(), PolicyCounters::default());
+    // A caller as loud pulls the likeness down: paused two chunks after their onset (960).
+    sim.echo_likeness = Some(0.45);
+    let actions = sim.feed_echo(64, 0.95, true, false);
+    assert_eq!(actions, [(1024, Pause), (1024, sim.tentative(960, 1024))]);
+}
+
+#[test]
 fn a_caller_whose_syllable_gaps_are_masked_by_echo_still_barges_in() {
     let mut sim = Sim::new(PolicyConfig::default());
     sim.play(5000, true);
