@@ -19,6 +19,26 @@ fn erle_reaches_25_db_one_second_after_far_speech_starts() {
     }
 }
 
+/// The surveyed paths: seeds 20–43 spread over ERL 6/10/20 dB, bulk delay 0–120 ms and
+/// dispersion 8/12/16 ms.
+fn survey_cases() -> impl Iterator<Item = Case> {
+    (20..44u64).map(|seed| {
+        let erl = [6.0, 10.0, 20.0][(seed % 3) as usize];
+        let delay_ms = [0, 15, 30, 45, 60, 80, 100, 120][(seed % 8) as usize];
+        let dispersion = [8, 12, 16][((seed / 3) % 3) as usize];
+        (seed, erl, delay_ms, dispersion)
+    })
+}
+
+/// ERLE over `frames` of `seconds` of far-end speech through the path of `case`.
+fn erle_over(case: Case, seconds: usize, frames: std::ops::Range<usize>) -> f64 {
+    let (seed, erl, delay_ms, dispersion) = case;
+    let path = echo_path(seed, dispersion, erl);
+    let line = line(&far_speech(seconds), &[], &[(0, delay_ms * 8, &path)]);
+    let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
+    erle_db(&line, &out, frames)
+}
+
 /// 24 echo paths (ERL 6/10/20 dB, bulk delay 0–120 ms, dispersion 8/12/16 ms): how the
 /// second after 1 s of speech is distributed, and that 2 s in every path is at 25 dB.
 /// (Speech only excites some frequencies at a time; on some paths the first second of
@@ -26,16 +46,9 @@ fn erle_reaches_25_db_one_second_after_far_speech_starts() {
 #[test]
 fn erle_survey_over_many_echo_paths() {
     let mut first_second = Vec::new();
-    for seed in 20..44u64 {
-        let erl = [6.0, 10.0, 20.0][(seed % 3) as usize];
-        let delay_ms = [0, 15, 30, 45, 60, 80, 100, 120][(seed % 8) as usize];
-        let dispersion = [8, 12, 16][((seed / 3) % 3) as usize];
-        let case = (seed, erl, delay_ms, dispersion);
+    for case in survey_cases() {
         first_second.push(erle_after_one_second(case));
-        let path = echo_path(seed, dispersion, erl);
-        let line = line(&far_speech(4), &[], &[(0, delay_ms * 8, &path)]);
-        let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
-        let later = erle_db(&line, &out, 125..200);
+        let later = erle_over(case, 4, 125..200);
         assert!(later >= 25.0, "{case:?}: ERLE {later:.1} dB from 2.5 s on");
     }
     first_second.sort_by(f64::total_cmp);
@@ -54,11 +67,7 @@ fn erle_with_the_longest_bulk_delay() {
     for case in [(4, 6.0, 120, 16), (3, 20.0, 120, 16), (8, 10.0, 120, 8)] {
         let erle = erle_after_one_second(case);
         assert!(erle >= 21.0, "{case:?}: ERLE {erle:.1} dB");
-        let (seed, erl, delay_ms, dispersion) = case;
-        let path = echo_path(seed, dispersion, erl);
-        let line = line(&far_speech(5), &[], &[(0, delay_ms * 8, &path)]);
-        let (out, _, _) = run(EchoConfig::default(), &line.far, &line.near);
-        let later = erle_db(&line, &out, 100..200);
+        let later = erle_over(case, 5, 100..200);
         assert!(later >= 25.0, "{case:?}: ERLE {later:.1} dB after 2 s");
     }
 }
@@ -69,11 +78,9 @@ fn erle_with_the_longest_bulk_delay() {
 #[ignore]
 fn convergence_survey() {
     let mut all = Vec::new();
-    for seed in 20..44u64 {
-        let erl = [6.0, 10.0, 20.0][(seed % 3) as usize];
-        let delay = [0, 15, 30, 45, 60, 80, 100, 120][(seed % 8) as usize];
-        let disp = [8, 12, 16][((seed / 3) % 3) as usize];
-        let e = erle_after_one_second((seed, erl, delay, disp));
+    for case in survey_cases() {
+        let e = erle_after_one_second(case);
+        let (seed, erl, delay, disp) = case;
         println!("survey {seed} erl {erl} delay {delay} disp {disp}: {e:.1}");
         all.push(e);
     }
