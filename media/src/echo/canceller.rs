@@ -7,21 +7,29 @@
 //!   the caller talks: freeze the background filter;
 //! - *unexplained output* (once converged): the output is well above the residual the filter
 //!   normally leaves *and* the input is well above the echo the far end predicts — quieter
-//!   double talk: adapt at a tenth of the step. (Output excess alone is also what unlearnt
-//!   speech sounds and echo-path changes look like; those must keep the full step.)
+//!   double talk: adapt at a tenth of the step, unless our audio explains what is heard
+//!   (echo likeness ≥ 0.7: a changed echo path, not a caller). (Output excess alone is
+//!   also what unlearnt speech sounds and echo-path changes look like; those must keep the
+//!   full step.)
 //! - otherwise full-speed NLMS.
 //!
 //! Echo-path changes: output louder than input (the filter models an echo that is gone), or
 //! a converged filter whose ERLE collapses while the near end is still explained by the far
 //! end (envelope correlation) and no loud near-end speech was seen for 0.5 s → forget the
 //! path, restart from zero and search the delay with a short memory.
+//!
+//! First convergence: at the first delay lock the filter is re-taught what it heard while
+//! searching (`realign`), and the delay line puts the estimated echo onset in the middle
+//! of a 4 ms partition (`place_window`).
 
 use super::delay::DelayEstimator;
 use super::erl_bound::ErlBound;
 use super::far_history::FarHistory;
 use super::filter::{BlockFilter, BLOCK};
 use super::noise_floor::NoiseFloor;
+use super::realign::{load_far_spectra, re_teach, NearHistory};
 use super::{EchoConfig, EchoFrameInfo, EchoStats, FRAME_SAMPLES, MAX_FRAME_SAMPLES};
+use crate::denoise::saturate;
 
 const SAMPLES_PER_MS: usize = 8;
 /// The filter window starts this long before the estimated echo onset, so an estimate that
@@ -29,7 +37,7 @@ const SAMPLES_PER_MS: usize = 8;
 const PRE_MARGIN: usize = 2 * BLOCK;
 /// The envelope correlation peaks at the echo's energy centre, about this long after its
 /// onset (samples).
-const ONSET_BIAS: usize = 2 * SAMPLES_PER_MS;
+const ONSET_BIAS: usize = SAMPLES_PER_MS;
 /// Echo-path dispersion assumed when predicting the echo level from the far-end level.
 const DISPERSION: usize = 16 * SAMPLES_PER_MS;
 /// Full-scale power (i16).
@@ -68,6 +76,8 @@ const WORSE_THAN_NOTHING_FRAMES: u32 = 3;
 const WORSE_THAN_NOTHING_RATIO: f32 = 1.5;
 /// …in frames whose predicted echo is at least this far (6 dB) above the line noise.
 const WORSE_THAN_NOTHING_NOISE_MARGIN: f32 = 4.0;
+/// …or, in other frames, output louder than input by this power ratio (4 dB).
+const CLEARLY_WORSE_THAN_NOTHING_RATIO: f32 = 2.5;
 /// Low ERLE within this many frames (0.5 s) of loud near-end speech is blamed on the
 /// caller, not on a changed echo path.
 const NEAR_END_MEMORY_FRAMES: u32 = 25;
@@ -108,6 +118,8 @@ pub struct EchoCanceller {
     filter_delay: Option<usize>,
     taps: Vec<f32>,
     far_block: [f32; BLOCK],
+    /// The last near blocks and their steps, for the catch-up at the first lock.
+    near_history: NearHistory,
     near_block: [f32; BLOCK],
     aligned_block: [f32; BLOCK],
     out_block: [f32; BLOCK],
@@ -168,7 +180,8 @@ impl EchoCanceller {
         // Margin before the onset + tail + one block of rounding slack.
         let partitions = (PRE_MARGIN + tail).div_ceil(BLOCK) + 1;
         let history =
-            (max_delay + (partitions + 2) * BLOCK + MAX_FRAME_SAMPLES).next_power_of_two();
+            (max_delay + (partitions + 2 + NearHistory::BLOCKS) * BLOCK + MAX_FRAME_SAMPLES)
+                .next_power_of_two();
         let power_blocks =
             ((max_delay + DISPERSION + MAX_FRAME_SAMPLES) / BLOCK + 4).next_power_of_two();
         let hangover_samples = cfg.double_talk_hangover_ms as usize * SAMPLES_PER_MS;
@@ -186,6 +199,7 @@ impl EchoCanceller {
             filter_delay: None,
             taps: vec![0.0; partitions * BLOCK],
             far_block: [0.0; BLOCK],
+            near_history: NearHistory::new(),
             near_block: [0.0; BLOCK],
             aligned_block: [0.0; BLOCK],
             out_block: [0.0; BLOCK],
@@ -284,18 +298,18 @@ impl EchoCanceller {
             self.far
                 .push_block(&self.far_block, far_energy / BLOCK as f32);
             let near_talks = self.near_end_hold > 0;
-            if let Some(lag) = self.delay.push(
+            let estimate = self.delay.push(
                 &self.far_block,
                 &self.near_block,
                 self.path_lost,
                 near_talks,
-            ) {
-                self.on_delay_estimate(lag);
-            }
+            );
             self.read_aligned_block();
 
             let step_scale =
                 self.adaptation_control(&mut near_end_in_frame, &mut suspicious_in_frame);
+            self.near_history
+                .remember(self.far.blocks_written() - 1, &self.near_block, step_scale);
             let report = self.filter.process_block(
                 &self.aligned_block,
                 &self.near_block,
@@ -310,6 +324,12 @@ impl EchoCanceller {
             }
             for (o, &v) in out_chunk.iter_mut().zip(&self.out_block) {
                 *o = saturate(v);
+            }
+            // A new delay line takes effect from the next block: the filter has taken this
+            // one in at the old alignment, and the far spectra it is given for the new one
+            // end with this block.
+            if let Some(lag) = estimate {
+                self.on_delay_estimate(lag);
             }
             near_energy += report.near_energy;
             out_energy += report.out_energy;
@@ -459,7 +479,12 @@ impl EchoCanceller {
         *suspicious_in_frame |= self.suspicion_hold > 0;
         if self.near_end_hold > 0 || far_reference <= self.far_active_power {
             0.0
-        } else if self.suspicion_hold > 0 {
+        } else if self.suspicion_hold > 0
+            && !self
+                .delay
+                .echo_likeness()
+                .is_some_and(|l| l >= PURE_ECHO_LIKENESS)
+        {
             SUSPICIOUS_STEP
         } else {
             1.0
@@ -511,8 +536,24 @@ impl EchoCanceller {
     fn place_window(&mut self, lag: usize, keep_taps: bool) {
         let start = self.window_start;
         let inside = lag >= start + BLOCK && lag < start + PRE_MARGIN + 2 * BLOCK;
-        let target = (lag.saturating_sub(PRE_MARGIN) / BLOCK * BLOCK).min(self.max_start);
-        if !inside && target != start {
+        // The onset estimate is aimed at the middle of a partition: the step prior peaks
+        // at the partition it falls in, and an estimate a millisecond early on a partition
+        // boundary would put the peak on the empty partition before the echo, which then
+        // learns the echo's correlated part and costs 5–7 dB of ERLE in the first second.
+        let aimed = lag.saturating_sub(PRE_MARGIN + BLOCK / 2);
+        let target = if keep_taps {
+            // Taps move by whole partitions: keep the delay line's phase.
+            let partitions = (aimed as f64 - start as f64) / BLOCK as f64;
+            let mut target = start as i64 + partitions.round() as i64 * BLOCK as i64;
+            while target < 0 {
+                target += BLOCK as i64;
+            }
+            target as usize
+        } else {
+            aimed
+        }
+        .min(self.max_start);
+        if (!inside || !self.locked) && target != start {
             let taps = if keep_taps {
                 TapsOnMove::Shift
             } else {
@@ -527,8 +568,17 @@ impl EchoCanceller {
             // First lock, or a later onset while still converging: what was learnt before
             // the onset was known, in the taps now before it, is noise that the small
             // prior weights there would only slowly undo.
+            let first_lock = !self.locked;
             self.locked = true;
             self.filter.restart_at_onset(onset);
+            if first_lock {
+                re_teach(
+                    &mut self.filter,
+                    &self.far,
+                    &self.near_history,
+                    self.window_start,
+                );
+            }
         } else if onset != self.filter.expected_onset() {
             self.filter.set_expected_onset(onset);
         }
@@ -549,15 +599,11 @@ impl EchoCanceller {
         self.window_start = target;
         self.delay_changes += 1;
         // Refill the far-end spectra for the new alignment from the history.
-        let newest_end = self.far.written() as i64 - target as i64;
-        for k in 0..self.filter.partitions() {
-            let end = newest_end - (k * BLOCK) as i64;
-            let mut window = [0.0f32; 2 * BLOCK];
-            for (i, slot) in window.iter_mut().enumerate() {
-                *slot = self.far.sample(end - (2 * BLOCK) as i64 + i as i64);
-            }
-            self.filter.load_far_window(k, &window);
-        }
+        load_far_spectra(
+            &mut self.filter,
+            &self.far,
+            self.far.written() as i64 - target as i64,
+        );
     }
 
     /// The near end's timeline jumped by `samples` (> 0: skipped ahead, so the echo now
@@ -576,7 +622,15 @@ impl EchoCanceller {
             return;
         }
         let blocks = (samples as f64 / BLOCK as f64).round() as i64;
-        let target = self.window_start as i64 - blocks * BLOCK as i64;
+        let mut target = self.window_start as i64 - blocks * BLOCK as i64;
+        // The delay line cannot be shorter than nothing: an echo that now comes back
+        // almost at once gives up part of the margin before its onset instead (taps that
+        // should be empty), whole partitions at a time.
+        let mut margin_given = 0;
+        if target < 0 && target > -(PRE_MARGIN as i64) {
+            margin_given = (-target + BLOCK as i64 - 1) / BLOCK as i64;
+            target += margin_given * BLOCK as i64;
+        }
         self.delay.timeline_shifted(samples);
         self.filter_delay = self
             .filter_delay
@@ -588,6 +642,12 @@ impl EchoCanceller {
         if blocks != 0 {
             // The echo moved with the delay line: relative to it, nothing changed.
             self.move_window(target as usize, TapsOnMove::Keep);
+            if margin_given > 0 {
+                self.filter.shift_partitions(margin_given as isize);
+                let onset = self.filter.expected_onset();
+                self.filter
+                    .set_expected_onset(onset.saturating_sub(margin_given as usize));
+            }
         }
     }
 
@@ -667,24 +727,25 @@ impl EchoCanceller {
         out_power: f32,
         echo_estimate_power: f32,
     ) {
-        // Only frames in which the filter predicts echo well above the line noise say
-        // anything: near the noise floor, a tail predicted slightly too long already makes
-        // the output "louder". (An echo that vanished is still caught: its estimate is as
-        // loud as the echo was.)
-        if !far_active
-            || out_power <= NEAR_FLOOR_POWER
-            || (self.noise_floor > NEAR_FLOOR_POWER
-                && echo_estimate_power <= WORSE_THAN_NOTHING_NOISE_MARGIN * self.noise_floor)
-        {
+        if !far_active || out_power <= NEAR_FLOOR_POWER {
             return;
         }
-        if out_power > WORSE_THAN_NOTHING_RATIO * near_power {
+        // Near the line noise a tail predicted slightly too long already makes the output
+        // a little "louder", so there only an output far louder than the input counts, and
+        // a frame that is not says nothing. (A vanished echo's model is as loud as the echo
+        // was at first, but the filter partly unlearns it within a few frames and the rest
+        // can sit a few dB over the noise for seconds: the output 4–6 dB over the input.)
+        let estimate_over_noise = self.noise_floor <= NEAR_FLOOR_POWER
+            || echo_estimate_power > WORSE_THAN_NOTHING_NOISE_MARGIN * self.noise_floor;
+        if out_power > WORSE_THAN_NOTHING_RATIO * near_power
+            && (estimate_over_noise || out_power > CLEARLY_WORSE_THAN_NOTHING_RATIO * near_power)
+        {
             self.worse_than_nothing += 1;
             if self.worse_than_nothing >= WORSE_THAN_NOTHING_FRAMES {
                 self.worse_than_nothing = 0;
                 self.lose_path();
             }
-        } else {
+        } else if estimate_over_noise {
             self.worse_than_nothing = 0;
         }
     }
@@ -722,11 +783,6 @@ fn erle_of_frame(near: f32, out: f32) -> f32 {
         return 0.0;
     }
     power_db_ratio((near + 1.0) / (out + 1.0)).clamp(-20.0, 50.0)
-}
-
-fn saturate(v: f32) -> i16 {
-    // `as` saturates and maps NaN to 0.
-    v.round() as i16
 }
 
 fn power_db_ratio(ratio: f32) -> f32 {

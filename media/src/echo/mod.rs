@@ -6,7 +6,9 @@
 //! 1. estimates the bulk delay by correlating sent and received envelopes (`delay`) and
 //!    delays the reference accordingly (a ring buffer, no copies of whole frames);
 //! 2. cancels the echo with a two-path partitioned-block frequency-domain adaptive filter
-//!    (`filter`) covering `tail_ms` after the bulk delay plus 12 ms around it;
+//!    (`filter`) covering `tail_ms` after the bulk delay plus 12 ms around it; at the first
+//!    delay lock the filter is re-taught the last 384 ms at the found alignment (`realign`),
+//!    so the words spoken while the delay was searched are not lost to convergence;
 //! 3. controls adaptation (`canceller`): frozen while the near end is clearly louder than
 //!    an echo can be (level comparison with 75 ms hangover, as in OSLEC), slowed while the
 //!    output and input are both well above what the echo model predicts (quieter double
@@ -20,8 +22,9 @@
 //!
 //! The output is the *linear* canceller output: no non-linear processor, because residual
 //! suppression also attenuates the caller during double talk, and the VAD downstream must
-//! hear the caller. One call = one `EchoCanceller`; it allocates only in `new`; about 20 µs
-//! per 20 ms frame (`cargo bench -p bargein-media --bench echo`).
+//! hear the caller. One call = one `EchoCanceller`; it allocates only in `new`; about 16 µs
+//! per 20 ms frame, and once per call ≈ 130 µs for the frame of the first delay lock
+//! (`cargo bench -p bargein-media --bench echo`).
 
 mod canceller;
 mod delay;
@@ -31,6 +34,7 @@ mod fft;
 mod filter;
 pub mod gate;
 mod noise_floor;
+mod realign;
 
 #[cfg(test)]
 mod convergence_tests;
