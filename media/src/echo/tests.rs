@@ -199,6 +199,7 @@ fn follows_a_bulk_delay_change() {
             &out,
             sf + FRAMES_PER_SECOND..sf + 2 * FRAMES_PER_SECOND,
         );
+        println!("delay change {delay1} → {delay2} ms: ERLE {erle:.1} dB 1–2 s after");
         assert!(
             erle >= 20.0,
             "{delay1} → {delay2} ms: ERLE {erle:.1} dB 1–2 s after the change"
