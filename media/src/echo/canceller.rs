@@ -542,13 +542,14 @@ impl EchoCanceller {
         // learns the echo's correlated part and costs 5–7 dB of ERLE in the first second.
         let aimed = lag.saturating_sub(PRE_MARGIN + BLOCK / 2);
         let target = if keep_taps {
-            // Taps move by whole partitions: keep the delay line's phase.
+            // Taps move by whole partitions: keep the delay line's phase (not before "now").
             let partitions = (aimed as f64 - start as f64) / BLOCK as f64;
-            let mut target = start as i64 + partitions.round() as i64 * BLOCK as i64;
-            while target < 0 {
-                target += BLOCK as i64;
+            let target = start as i64 + partitions.round() as i64 * BLOCK as i64;
+            if target < 0 {
+                target.rem_euclid(BLOCK as i64) as usize
+            } else {
+                target as usize
             }
-            target as usize
         } else {
             aimed
         }
@@ -584,8 +585,8 @@ impl EchoCanceller {
         }
     }
 
-    /// Moves the delay line to `target` samples (a multiple of [`BLOCK`]), doing `taps`
-    /// with what the filter learnt.
+    /// Moves the delay line to `target` samples, doing `taps` with what the filter learnt
+    /// (`Shift` needs a move by whole partitions).
     fn move_window(&mut self, target: usize, taps: TapsOnMove) {
         let start = self.window_start;
         let shift = (target as isize - start as isize) / BLOCK as isize;
